@@ -1,0 +1,438 @@
+"""Compare a student's function with the reference implementation.
+
+Every graded test cell in the course calls one function::
+
+    from llmcourse.checker import check
+    check("tokenization.merge", merge)                # visible cases
+    check("tokenization.merge", merge, hidden=True)   # hidden cases (only in the grader's copy)
+
+What ``check`` does depends on where it runs:
+
+* **While you work** (a normal kernel) it runs your function on the check's cases, runs the
+  reference on the same cases, and raises :class:`CheckFailed` with a readable report (which case,
+  expected vs got, where they first differ) when they disagree.
+* **While grading** (``LLMCOURSE_GRADING=1``, set by the grader's kernel) the reference is not even
+  importable. ``check`` only runs your function and *emits* a record of its outputs. The grader
+  process, which the notebook cannot touch, recomputes the reference on its own copy of the inputs
+  and decides. Monkeypatching this module, ``torch.allclose`` or ``numpy.testing`` therefore changes
+  nothing, and an object whose ``__eq__`` always says True cannot survive :func:`encode`, which turns
+  every output into plain JSON data before anything is compared.
+
+A check is described by a :class:`Spec` in ``llmcourse/checks/<topic>.py``: where the reference lives,
+how to build visible and hidden cases, and the tolerance. Hidden random cases are drawn from a seed
+that only the grader knows (``LLMCOURSE_GRADING_SEED``), so they cannot be precomputed.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import importlib
+import json
+import math
+import os
+import traceback
+import zlib
+from typing import Any, Callable
+
+MIME = "application/vnd.llmcourse.check+json"
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 8_000_000  # a runaway output must not flood the notebook or the grader
+
+
+class CheckFailed(AssertionError):
+    """Raised in a normal kernel when your function disagrees with the reference."""
+
+
+class UnsupportedOutput(TypeError):
+    """The function returned something that cannot be compared (not plain data, array or tensor)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One call: ``fn(*args, **kwargs)``. ``label`` describes it without revealing it."""
+
+    args: tuple
+    label: str
+    kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def call_repr(self, fn_name: str, limit: int = 300) -> str:
+        parts = [_short_repr(a, limit) for a in self.args]
+        parts += [f"{k}={_short_repr(v, limit)}" for k, v in self.kwargs.items()]
+        return f"{fn_name}({', '.join(parts)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How to check one graded function.
+
+    reference: ``"module:function"``, imported lazily and never inside a grading kernel.
+    visible:   () -> cases the student sees.
+    hidden:    (seed) -> fixed edge cases plus random cases drawn from ``seed``.
+    rtol/atol: tolerance for floating point outputs (0 means exact).
+    """
+
+    name: str
+    reference: str
+    visible: Callable[[], list[Case]]
+    hidden: Callable[[int], list[Case]]
+    rtol: float = 0.0
+    atol: float = 0.0
+
+    @property
+    def function_name(self) -> str:
+        return self.reference.split(":")[1]
+
+    def cases(self, hidden: bool, seed: int) -> list[Case]:
+        return self.hidden(seed) if hidden else self.visible()
+
+    def reference_fn(self) -> Callable:
+        module, attr = self.reference.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+# --------------------------------------------------------------------------- registry
+
+def get_spec(name: str) -> Spec:
+    """``"tokenization.merge"`` -> the Spec registered in ``llmcourse.checks.tokenization``."""
+    if not isinstance(name, str) or "." not in name:
+        raise ValueError(f"check names look like 'topic.function', got {name!r}")
+    topic = name.split(".")[0]
+    try:
+        module = importlib.import_module(f"llmcourse.checks.{topic}")
+    except ModuleNotFoundError as e:
+        raise ValueError(f"unknown check topic {topic!r} (no llmcourse.checks.{topic})") from e
+    specs = {s.name: s for s in module.SPECS}
+    if name not in specs:
+        raise ValueError(f"unknown check {name!r}; known: {sorted(specs)}")
+    return specs[name]
+
+
+def seeded_rng_seed(name: str, seed: int) -> int:
+    """A per-check seed, stable across processes (``hash()`` is salted, crc32 is not)."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**32)
+
+
+def grading_mode() -> bool:
+    return os.environ.get("LLMCOURSE_GRADING") == "1"
+
+
+def grading_seed() -> int:
+    return int(os.environ.get("LLMCOURSE_GRADING_SEED", "0"))
+
+
+# --------------------------------------------------------------------------- encoding
+
+def encode(x: Any, _depth: int = 0) -> Any:
+    """Turn an output into plain JSON data with exact types, or raise :class:`UnsupportedOutput`.
+
+    Subclasses are reduced to their base value (``int.__int__``, ``str.__str__``) so that overridden
+    ``__eq__``/``__int__`` methods play no part. Arrays and tensors keep dtype and shape.
+    """
+    if _depth > 50:
+        raise UnsupportedOutput("output is nested more than 50 levels deep")
+    if x is None or type(x) is bool:
+        return x
+    if isinstance(x, int) and not isinstance(x, bool):
+        return int.__int__(x)
+    if isinstance(x, float):
+        v = float.__float__(x)
+        return v if math.isfinite(v) else {"__float__": repr(v)}
+    if isinstance(x, str):
+        return str.__str__(x)
+    if isinstance(x, (bytes, bytearray)):
+        return {"__bytes__": bytes(x).hex()}
+    if isinstance(x, tuple):
+        return {"__tuple__": [encode(v, _depth + 1) for v in tuple.__iter__(x)]}
+    if isinstance(x, list):
+        return [encode(v, _depth + 1) for v in list.__iter__(x)]
+    if isinstance(x, dict):
+        items = [[encode(k, _depth + 1), encode(v, _depth + 1)] for k, v in dict.items(x)]
+        items.sort(key=lambda kv: json.dumps(kv[0], sort_keys=True))
+        return {"__dict__": items}
+    if isinstance(x, (set, frozenset)):
+        vals = [encode(v, _depth + 1) for v in x]
+        vals.sort(key=lambda v: json.dumps(v, sort_keys=True))
+        return {"__set__": vals}
+    array = _as_numpy(x)
+    if array is not None:
+        return {"__array__": {"dtype": str(array.dtype), "shape": list(array.shape),
+                              "b64": base64.b64encode(array.tobytes()).decode("ascii")}}
+    raise UnsupportedOutput(
+        f"returned a {type(x).__module__}.{type(x).__qualname__}; return plain data "
+        "(int, float, str, bytes, list, tuple, dict, set), a numpy array or a torch tensor")
+
+
+def _as_numpy(x: Any):
+    """numpy arrays, numpy scalars and torch tensors -> a C-contiguous numpy array; else None."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a pinned dependency
+        return None
+    if type(x).__module__ == "torch" and type(x).__name__ in ("Tensor", "Parameter"):
+        import torch
+        t = torch.Tensor.detach(x).cpu()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        return np.ascontiguousarray(t.numpy())
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype == object:
+            return None
+        return np.ascontiguousarray(np.asarray(x))
+    return None
+
+
+def decode_array(d: dict):
+    import numpy as np
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+
+
+# --------------------------------------------------------------------------- comparison
+
+def describe(v: Any) -> str:
+    """A short description of an encoded value's type and size, safe to show for hidden cases."""
+    if isinstance(v, bool) or v is None:
+        return type(v).__name__
+    if isinstance(v, (int, float, str)):
+        return f"{type(v).__name__}" + (f" of length {len(v)}" if isinstance(v, str) else "")
+    if isinstance(v, list):
+        return f"list of length {len(v)}"
+    tag, body = next(iter(v.items()))
+    if tag == "__array__":
+        return f"array of shape {tuple(body['shape'])} and dtype {body['dtype']}"
+    if tag == "__float__":
+        return "float"
+    if tag == "__bytes__":
+        return f"bytes of length {len(body) // 2}"
+    name = {"__tuple__": "tuple", "__dict__": "dict", "__set__": "set"}[tag]
+    return f"{name} of length {len(body)}"
+
+
+def first_difference(expected: Any, got: Any, rtol: float = 0.0, atol: float = 0.0,
+                     path: str = "output", show_values: bool = True) -> str | None:
+    """None when equal (within tolerance), else a sentence saying where and how they differ."""
+    if _tag(expected) != _tag(got):
+        return f"{path}: expected {describe(expected)}, got {describe(got)}"
+    kind = _tag(expected)
+    if kind in ("list", "__tuple__", "__set__"):
+        e_items = expected if kind == "list" else expected[kind]
+        g_items = got if kind == "list" else got[kind]
+        for i, (e, g) in enumerate(zip(e_items, g_items)):
+            diff = first_difference(e, g, rtol, atol, f"{path}[{i}]", show_values)
+            if diff:
+                return diff + (f" (lengths {len(e_items)} vs {len(g_items)})" if len(e_items) != len(g_items) else "")
+        if len(e_items) != len(g_items):
+            msg = f"{path}: expected length {len(e_items)}, got length {len(g_items)}"
+            if show_values:
+                msg += f"; expected {_plain(expected)}, got {_plain(got)}"
+            return msg
+        return None
+    if kind == "__dict__":
+        e_map = {json.dumps(k, sort_keys=True): (k, v) for k, v in expected[kind]}
+        g_map = {json.dumps(k, sort_keys=True): (k, v) for k, v in got[kind]}
+        missing = [e_map[k][0] for k in e_map if k not in g_map]
+        extra = [g_map[k][0] for k in g_map if k not in e_map]
+        if missing or extra:
+            msg = f"{path}: dict keys differ ({len(missing)} missing, {len(extra)} unexpected"
+            if show_values:
+                msg += f"; e.g. missing {_plain(missing[0])}" if missing else f"; e.g. unexpected {_plain(extra[0])}"
+            return msg + ")"
+        for k, (key, e) in e_map.items():
+            diff = first_difference(e, g_map[k][1], rtol, atol,
+                                    f"{path}[{_plain(key)}]" if show_values else f"{path}[some key]", show_values)
+            if diff:
+                return diff
+        return None
+    if kind == "__array__":
+        return _array_difference(expected[kind], got[kind], rtol, atol, path, show_values)
+    if kind == "float":
+        if math.isclose(expected, got, rel_tol=rtol, abs_tol=atol):
+            return None
+        return f"{path}: " + (f"expected {expected!r}, got {got!r}" if show_values else
+                              f"floats differ by {abs(expected - got):.3g}")
+    if expected == got:
+        return None
+    return f"{path}: " + (f"expected {_plain(expected)}, got {_plain(got)}" if show_values else "values differ")
+
+
+def _array_difference(e: dict, g: dict, rtol, atol, path, show_values) -> str | None:
+    import numpy as np
+    if e["shape"] != g["shape"]:
+        return f"{path}: expected shape {tuple(e['shape'])}, got {tuple(g['shape'])}"
+    if e["dtype"] != g["dtype"]:
+        return f"{path}: expected dtype {e['dtype']}, got {g['dtype']}"
+    a, b = decode_array(e), decode_array(g)
+    if a.dtype.kind in "fc":
+        close = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        close = a == b
+    if close.all():
+        return None
+    bad = np.argwhere(~close)
+    idx = tuple(int(i) for i in bad[0])
+    with np.errstate(invalid="ignore"):
+        max_abs = float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.dtype.kind in "fciu" else float("nan")
+    msg = f"{path}: {len(bad)} of {a.size} elements differ; max abs diff {max_abs:.3g}; first at index {idx}"
+    if show_values:
+        msg += f": expected {a[idx]!r}, got {b[idx]!r}"
+    return msg
+
+
+def _tag(v: Any) -> str:
+    if isinstance(v, dict):
+        return next(iter(v))
+    return type(v).__name__
+
+
+def _plain(v: Any, limit: int = 200) -> str:
+    """Encoded value -> readable Python-like text."""
+    def back(x):
+        if isinstance(x, list):
+            return [back(i) for i in x]
+        if isinstance(x, dict):
+            tag, body = next(iter(x.items()))
+            if tag == "__tuple__":
+                return tuple(back(i) for i in body)
+            if tag == "__bytes__":
+                return bytes.fromhex(body)
+            if tag == "__dict__":
+                return {_hashable(back(k)): back(val) for k, val in body}
+            if tag == "__set__":
+                return {_hashable(back(i)) for i in body}
+            if tag == "__float__":
+                return float(body)
+            if tag == "__array__":
+                return decode_array(body)
+        return x
+    return _short_repr(back(v), limit)
+
+
+def _hashable(x):
+    return repr(x) if isinstance(x, (list, dict, set)) else x
+
+
+def _short_repr(x: Any, limit: int = 300) -> str:
+    r = repr(x)
+    return r if len(r) <= limit else r[: limit - 20] + f"... ({len(r)} chars)"
+
+
+# --------------------------------------------------------------------------- running cases
+
+def run_cases(fn: Callable, cases: list[Case]) -> list[dict]:
+    """Call ``fn`` on every case (on deep copies, so mutation cannot leak between cases)."""
+    results = []
+    for case in cases:
+        try:
+            out = fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            results.append({"ok": encode(out)})
+        except Exception as e:  # the student's error is data for the report, not a crash
+            results.append({"error": {"type": type(e).__name__, "message": str(e)[:500],
+                                      "where": _student_frame(e)}})
+    return results
+
+
+def _student_frame(e: BaseException) -> str:
+    """The innermost frame outside the lib, e.g. 'line 7, in merge', to point the student at it."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "llmcourse" not in f.filename]
+    return f"line {frames[-1].lineno}, in {frames[-1].name}" if frames else ""
+
+
+@dataclasses.dataclass
+class Outcome:
+    name: str
+    hidden: bool
+    passed: bool
+    n_cases: int
+    failures: list[str]
+
+    def report(self) -> str:
+        kind = "hidden" if self.hidden else "visible"
+        if self.passed:
+            return f"PASS {self.name}: all {self.n_cases} {kind} cases match the reference"
+        if not self.n_cases:
+            return f"FAIL {self.name} ({kind} cases): {self.failures[0]}"
+        head = f"FAIL {self.name}: {len(self.failures)} of {self.n_cases} {kind} cases differ from the reference"
+        shown = self.failures[:3]
+        more = [f"  ... and {len(self.failures) - 3} more"] if len(self.failures) > 3 else []
+        return "\n".join([head] + [f"  - {f}" for f in shown] + more)
+
+
+def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[dict],
+                    got: list[dict]) -> Outcome:
+    """The one comparison used both in a student's kernel and in the trusted grader."""
+    failures = []
+    if len(got) != len(cases):
+        failures.append(f"expected results for {len(cases)} cases, the record has {len(got)}")
+        return Outcome(spec.name, hidden, False, len(cases), failures)
+    for i, (case, exp, res) in enumerate(zip(cases, expected, got)):
+        where = (f"hidden case {i + 1} ({case.label})" if hidden
+                 else f"case {i + 1}: {case.call_repr(spec.function_name)}")
+        if not isinstance(res, dict) or not ({"ok"} == set(res) or {"error"} == set(res)):
+            failures.append(f"{where}: malformed result")
+            continue
+        if "error" in res:
+            err = res["error"] if isinstance(res["error"], dict) else {}
+            etype, msg, loc = str(err.get("type", "Exception")), str(err.get("message", "")), str(err.get("where", ""))
+            text = f"{where}: raised {etype}" + (f" ({loc})" if loc else "")
+            if not hidden and msg:
+                text += f": {msg}"
+            failures.append(text)
+            continue
+        diff = first_difference(exp["ok"], res["ok"], spec.rtol, spec.atol, show_values=not hidden)
+        if diff:
+            failures.append(f"{where}: {diff}")
+    return Outcome(spec.name, hidden, not failures, len(cases), failures)
+
+
+def expected_results(spec: Spec, cases: list[Case]) -> list[dict]:
+    """Reference outputs. An error here is a bug in the course, so it propagates loudly."""
+    ref = spec.reference_fn()
+    return [{"ok": encode(ref(*copy.deepcopy(c.args), **copy.deepcopy(c.kwargs)))} for c in cases]
+
+
+def verify_record(record: Any, name: str, hidden: bool, seed: int) -> Outcome:
+    """Trusted side: check a record emitted by a (possibly hostile) kernel."""
+    spec = get_spec(name)
+    cases = spec.cases(hidden, seed)
+    if not isinstance(record, dict) or record.get("check") != name or record.get("hidden") != hidden:
+        return Outcome(name, hidden, False, len(cases), ["the check's record is missing or malformed"])
+    results = record.get("results")
+    if not isinstance(results, list):
+        return Outcome(name, hidden, False, len(cases), ["the check's record is malformed"])
+    return compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+
+
+# --------------------------------------------------------------------------- the notebook API
+
+def check(name: str, fn: Callable, hidden: bool = False) -> None:
+    """Check ``fn`` against the reference ``name`` (see the module docstring).
+
+    Raises CheckFailed (outside grading) when any case differs, with a report of the first few.
+    """
+    if not callable(fn):
+        raise TypeError(f"check({name!r}, ...) needs your function as its second argument, got {type(fn).__name__}")
+    spec = get_spec(name)
+    seed = grading_seed()
+    cases = spec.cases(hidden, seed)
+    results = run_cases(fn, cases)
+    record = {"v": RECORD_VERSION, "check": name, "hidden": bool(hidden), "results": results}
+    payload = json.dumps(record)
+    if len(payload) > MAX_RECORD_BYTES:
+        record["results"] = [{"error": {"type": "OutputTooLarge", "message": "", "where": ""}}] * len(cases)
+    _emit(record)
+    if grading_mode():
+        return  # the grader decides; nothing computed here is trusted
+    outcome = compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+    if not outcome.passed:
+        raise CheckFailed(outcome.report())
+    print(outcome.report())
+
+
+def _emit(record: dict) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to emit to
+        return
+    if get_ipython() is not None:
+        display({MIME: record, "text/plain": ""}, raw=True)

@@ -1,0 +1,122 @@
+"""The ``llmcourse`` command: one front door for students and instructors.
+
+    llmcourse validate NOTEBOOK            students: run the visible tests, exit 1 on failure
+    llmcourse generate [ASSIGNMENT ...]    instructors: solutions/ -> assignments/ (nbgrader)
+    llmcourse autograde ASSIGNMENT [--submissions DIR]
+    llmcourse feedback ASSIGNMENT          HTML per student, no hidden tests or inputs
+    llmcourse export [--out grades.csv]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .grading import pipeline
+
+
+def _course(args) -> pipeline.Course:
+    return pipeline.Course.open(args.course_dir, db_url=args.db)
+
+
+def cmd_validate(args) -> int:
+    failed = 0
+    for nb in args.notebooks:
+        parts = pipeline.validate(nb, timeout=args.timeout)
+        print(f"== {nb}")
+        for p in parts:
+            mark = "PASS" if p.passed else "FAIL"
+            print(f"[{mark}] {p.grade_id} ({p.points:g} points)")
+            for line in p.lines:
+                print("    " + line.replace("\n", "\n    "))
+        got = sum(p.points for p in parts if p.passed)
+        total = sum(p.points for p in parts)
+        print(f"visible tests: {got:g} / {total:g} points pass")
+        failed += sum(not p.passed for p in parts)
+    if failed:
+        print("Some parts fail their visible tests (hidden tests decide the grade; fix these first).")
+    return 1 if failed else 0
+
+
+def cmd_generate(args) -> int:
+    course = _course(args)
+    for a in args.assignments or course.assignments():
+        release = pipeline.generate(course, a, update_repo=not args.no_update_repo)
+        print(f"generated {a}: {release} -> assignments/{a}")
+    return 0
+
+
+def cmd_autograde(args) -> int:
+    course = _course(args)
+
+    def show(r: pipeline.StudentResult) -> None:
+        note = f" ({'; '.join(m.splitlines()[0] for m in r.messages)})" if r.messages else ""
+        print(f"{r.student:<24} {r.status:<8} {r.score:g} / {r.max_score:g}{note}", flush=True)
+
+    results = pipeline.autograde(course, args.assignment, args.submissions and Path(args.submissions),
+                                 args.student or None, force=args.force, progress=show)
+    errors = [r for r in results if r.status == "error"]
+    print(f"graded {len(results) - len(errors)} of {len(results)} submissions; "
+          f"report: {course.root / 'reports' / (args.assignment + '.json')}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    for path in pipeline.feedback(_course(args), args.assignment, args.student or None):
+        print(path)
+    return 0
+
+
+def cmd_export(args) -> int:
+    print(pipeline.export(_course(args), Path(args.out)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmcourse", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course-dir", help="nbgrader course directory (default: $LLMCOURSE_COURSE_DIR or ./course_work)")
+    parser.add_argument("--db", help="gradebook database URL (default: sqlite in the course directory)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="run a notebook's visible tests (students)")
+    p.add_argument("notebooks", nargs="+")
+    p.add_argument("--timeout", type=int, default=120, help="seconds per cell")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("generate", help="make the student version of assignments from solutions/")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("--no-update-repo", action="store_true", help="do not copy the release into assignments/")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("autograde", help="grade submissions")
+    p.add_argument("assignment")
+    p.add_argument("--submissions", help="folder laid out as <student>/<assignment>/<notebook>.ipynb")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--force", action="store_true", help="regrade students already graded")
+    p.set_defaults(func=cmd_autograde)
+
+    p = sub.add_parser("feedback", help="write HTML feedback for graded submissions")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("export", help="export all grades as CSV")
+    p.add_argument("--out", default="grades.csv")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except pipeline.PipelineError as e:
+        print(f"llmcourse {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

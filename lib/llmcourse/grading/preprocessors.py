@@ -1,0 +1,151 @@
+"""nbgrader preprocessors that make grades honest. Each does one thing to a notebook.
+
+``GradingExecute``   runs the notebook like nbgrader's ``Execute``, but a dead kernel fails every
+                     cell that did not run instead of silently leaving them empty (nbgrader #427).
+``TrustedChecks``    decides every graded test cell in *this* process: it reads the records that
+                     :func:`llmcourse.checker.check` emitted, recomputes the reference on the
+                     grader's own inputs, and replaces the cell's outputs with a report that never
+                     shows hidden inputs or hidden test source. A test cell whose records are
+                     missing (not run, kernel died, check monkeypatched away) fails.
+``SanitizeFeedback`` removes what a student's own code could have printed about hidden inputs
+                     before feedback HTML is written.
+"""
+from __future__ import annotations
+
+import ast
+
+from nbclient.exceptions import DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool, Integer
+
+from ..checker import MIME, Outcome, verify_record
+
+SAFE_ERRORS = {"NameError", "ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError",
+               "CellTimeoutError", "DeadKernelError", "KernelDied", "NotRun", "CheckFailed",
+               "KeyboardInterrupt", "MemoryError"}
+
+
+def _error(ename: str, lines: list[str]) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=lines[0] if lines else "", traceback=lines)
+
+
+def _stream(text: str) -> NotebookNode:
+    return NotebookNode(output_type="stream", name="stdout", text=text)
+
+
+class GradingExecute(Execute):
+    """nbgrader's Execute, plus: after the kernel dies, later cells are marked as not run."""
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._kernel_dead = False
+        try:
+            return super().preprocess(nb, resources, km)
+        except DeadKernelError:
+            # raised again while shutting the dead kernel down: the cells already carry the reason
+            return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        if self._kernel_dead:
+            cell.outputs = [_error("NotRun", ["not run: the kernel died in an earlier cell"])]
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._kernel_dead = True
+            cell.outputs.append(_error("KernelDied", [
+                "the kernel died while running this cell (it exited, crashed or ran out of memory)"]))
+            return cell, resources
+
+
+def expected_checks(source: str) -> list[tuple[str, bool]]:
+    """``check("topic.fn", f, hidden=True)`` calls in a test cell, in source order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+        if callee != "check" or not node.args or not isinstance(node.args[0], ast.Constant):
+            continue
+        hidden = any(k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True
+                     for k in node.keywords)
+        if len(node.args) > 2 and isinstance(node.args[2], ast.Constant):
+            hidden = node.args[2].value is True
+        found.append((node.lineno, node.col_offset, str(node.args[0].value), hidden))
+    return [(name, hidden) for _, _, name, hidden in sorted(found)]
+
+
+def _records(cell: NotebookNode) -> list:
+    out = []
+    for o in cell.get("outputs", []):
+        data = o.get("data") if isinstance(o, dict) else None
+        if o.get("output_type") in ("display_data", "execute_result") and isinstance(data, dict) and MIME in data:
+            out.append(data[MIME])
+    return out
+
+
+def _kernel_errors(cell: NotebookNode) -> list[str]:
+    lines = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            ename = str(o.get("ename", "Error"))
+            evalue = str(o.get("evalue", ""))[:300] if ename in SAFE_ERRORS else ""
+            lines.append(f"the cell raised {ename}" + (f": {evalue}" if evalue else ""))
+    return lines
+
+
+def judge_cell(cell: NotebookNode, seed: int) -> tuple[bool, list[str]]:
+    """Decide one executed test cell from its records. Returns (passed, report lines)."""
+    expected = expected_checks(cell.source)
+    records = _records(cell)
+    used = [False] * len(records)
+    outcomes: list[Outcome] = []
+    for name, hidden in expected:
+        record = None
+        for i, r in enumerate(records):
+            if not used[i] and isinstance(r, dict) and r.get("check") == name and r.get("hidden") == hidden:
+                used[i], record = True, r
+                break
+        if record is None:
+            outcomes.append(Outcome(name, hidden, False, 0, [
+                "this check did not run (an earlier error stopped the cell, the kernel died, "
+                "or the check was tampered with)"]))
+        else:
+            outcomes.append(verify_record(record, name, hidden, seed))
+    errors = _kernel_errors(cell)
+    if not expected and cell.get("execution_count") is None and not errors:
+        errors = ["this test cell did not run"]
+    passed = all(o.passed for o in outcomes) and not errors
+    lines = [o.report() for o in outcomes] + errors
+    return passed, lines
+
+
+class TrustedChecks(NbGraderPreprocessor):
+    """Decide graded test cells in the grader process (see module docstring)."""
+
+    seed = Integer(0, help="Seed of the hidden random cases; the kernel gets the same one.").tag(config=True)
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if not self.enabled or cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
+            return cell, resources
+        passed, lines = judge_cell(cell, self.seed)
+        text = "\n".join(lines) + "\n"
+        cell.outputs = [_stream(text)] if passed else [_error("CheckFailed", text.rstrip("\n").split("\n"))]
+        return cell, resources
+
+
+class SanitizeFeedback(NbGraderPreprocessor):
+    """Keep only trusted outputs in feedback: a student's own cells could print hidden inputs they saw."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and not (utils.is_grade(cell) and not utils.is_solution(cell)):
+            cell.outputs = []
+        return cell, resources
