@@ -312,6 +312,8 @@ def _hashable(x):
 
 
 def _short_repr(x: Any, limit: int = 300) -> str:
+    if isinstance(x, (dict, list, set, tuple)) and len(x) > 24:
+        return f"<{type(x).__name__} of {len(x)} items>"
     r = repr(x)
     return r if len(r) <= limit else r[: limit - 20] + f"... ({len(r)} chars)"
 
@@ -366,7 +368,7 @@ def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[
         return Outcome(spec.name, hidden, False, len(cases), failures)
     for i, (case, exp, res) in enumerate(zip(cases, expected, got)):
         where = (f"hidden case {i + 1} ({case.label})" if hidden
-                 else f"case {i + 1}: {case.call_repr(spec.function_name)}")
+                 else f"case {i + 1} ({case.label}): {case.call_repr(spec.function_name)}")
         if not isinstance(res, dict) or not ({"ok"} == set(res) or {"error"} == set(res)):
             failures.append(f"{where}: malformed result")
             continue
