@@ -1,0 +1,128 @@
+"""The checker: strict encoding, readable differences, trusted verification, the answer-key blocker."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from llmcourse import checker
+from llmcourse.checker import (CheckFailed, UnsupportedOutput, check, encode, first_difference,
+                               get_spec, verify_record)
+from llmcourse.grading.preprocessors import expected_checks
+
+
+def test_encode_keeps_types_apart():
+    assert encode([1, 2]) != encode((1, 2))
+    assert first_difference(encode(1), encode(True)) == "output: expected int, got bool"
+    assert encode(b"ab") != encode("ab")
+    assert encode({(1, 2): 3}) == encode({(1, 2): 3})
+    assert encode({2: 1, 1: 2}) == encode({1: 2, 2: 1})  # dict order does not matter
+
+
+def test_encode_strips_subclass_tricks():
+    class Liar(int):
+        def __eq__(self, other):
+            return True
+        def __int__(self):
+            return 999
+    class AlwaysEqualList(list):
+        def __eq__(self, other):
+            return True
+    assert encode(Liar(3)) == 3
+    assert encode(AlwaysEqualList([1])) == [1]
+    assert first_difference(encode([1, 2]), encode(AlwaysEqualList([1]))) is not None
+
+
+def test_encode_refuses_objects_it_cannot_compare():
+    class Anything:
+        def __eq__(self, other):
+            return True
+    with pytest.raises(UnsupportedOutput, match="Anything"):
+        encode(Anything())
+    with pytest.raises(UnsupportedOutput):
+        encode(np.array([object()], dtype=object))
+
+
+def test_arrays_and_tensors_report_shape_dtype_and_where():
+    a = encode(np.zeros((2, 3), dtype=np.float32))
+    assert "shape" in first_difference(a, encode(np.zeros((3, 2), dtype=np.float32)))
+    assert "dtype" in first_difference(a, encode(np.zeros((2, 3), dtype=np.float64)))
+    b = np.zeros((2, 3), dtype=np.float32)
+    b[1, 2] = 0.5
+    msg = first_difference(a, encode(torch.from_numpy(b)))
+    assert "index (1, 2)" in msg and "max abs diff 0.5" in msg
+    assert first_difference(a, encode(torch.zeros(2, 3) + 1e-7), atol=1e-6) is None
+
+
+def test_hidden_differences_do_not_show_values():
+    msg = first_difference(encode([1, 2, 3]), encode([1, 2, 4]), show_values=False)
+    assert "4" not in msg.replace("output[2]", "")
+
+
+def test_check_passes_the_reference_and_explains_a_wrong_function(capsys):
+    from llmcourse.tokenization import merge
+    check("tokenization.merge", merge)
+    assert "PASS" in capsys.readouterr().out
+
+    def off_by_one(ids, pair, idx):
+        return merge(ids, pair, idx + 1)
+    with pytest.raises(CheckFailed) as info:
+        check("tokenization.merge", off_by_one)
+    text = str(info.value)
+    assert "case 1" in text and "expected 256, got 257" in text
+
+
+def test_check_reports_exceptions_with_the_students_line():
+    def broken(ids, pair, idx):
+        raise KeyError("oops")
+    with pytest.raises(CheckFailed, match="raised KeyError"):
+        check("tokenization.merge", broken)
+
+
+def test_unknown_check_names_are_clear():
+    with pytest.raises(ValueError, match="unknown check"):
+        get_spec("tokenization.nope")
+    with pytest.raises(ValueError, match="topic"):
+        get_spec("nosuchtopic.fn")
+    with pytest.raises(TypeError, match="your function"):
+        check("tokenization.merge", "not a function")
+
+
+def test_hidden_cases_depend_on_the_secret_seed():
+    spec = get_spec("tokenization.train_merges")
+    assert spec.cases(True, 1) == spec.cases(True, 1)
+    assert spec.cases(True, 1) != spec.cases(True, 2)
+
+
+def test_verify_record_trusts_nothing_in_the_record():
+    from llmcourse.tokenization import get_stats
+    spec = get_spec("tokenization.get_stats")
+    good = {"check": spec.name, "hidden": True,
+            "results": checker.run_cases(get_stats, spec.cases(True, 7))}
+    assert verify_record(good, spec.name, True, seed=7).passed
+    assert not verify_record(good, spec.name, True, seed=8).passed        # outputs for other inputs
+    assert not verify_record({**good, "hidden": False}, spec.name, True, 7).passed
+    assert not verify_record({**good, "results": good["results"][:-1]}, spec.name, True, 7).passed
+    assert not verify_record({**good, "results": "all passed"}, spec.name, True, 7).passed
+    assert not verify_record(None, spec.name, True, 7).passed
+    assert not verify_record({**good, "results": [{"ok": 1, "error": 2}] * len(good["results"])},
+                             spec.name, True, 7).passed
+
+
+def test_expected_checks_reads_the_test_cell_source():
+    src = 'assert f(1) == 2\ncheck("tokenization.merge", merge)\n### BEGIN HIDDEN TESTS\ncheck("tokenization.merge", merge, hidden=True)\n'
+    assert expected_checks(src) == [("tokenization.merge", False), ("tokenization.merge", True)]
+    assert expected_checks("this is ( not python") == []
+
+
+def test_grading_kernel_blocks_the_answer_key():
+    code = ("from llmcourse.grading.kernel import install_blocker\n"
+            "import llmcourse.tokenization\n"
+            "install_blocker(['llmcourse.tokenization'])\n"
+            "import llmcourse.data\n"   # other lib modules stay available
+            "try:\n    from llmcourse.tokenization import merge\nexcept ImportError as e:\n    print('BLOCKED', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "BLOCKED" in out.stdout and "reference solution" in out.stdout, out.stderr
