@@ -47,17 +47,26 @@ def cmd_generate(args) -> int:
 
 
 def cmd_autograde(args) -> int:
+    from tqdm import tqdm
     course = _course(args)
+    options = pipeline.GradingOptions(
+        workers=args.workers, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+        memory_mb=args.memory_mb, output_limit=args.output_limit, force=args.force,
+        sandbox=False if args.no_sandbox else None)
+    bar = tqdm(desc=f"autograde {args.assignment}", unit="student", file=sys.stderr, dynamic_ncols=True)
 
-    def show(r: pipeline.StudentResult) -> None:
+    def show(r: pipeline.StudentResult, done: int, total: int) -> None:
+        bar.total = total
         note = f" ({'; '.join(m.splitlines()[0] for m in r.messages)})" if r.messages else ""
-        print(f"{r.student:<24} {r.status:<8} {r.score:g} / {r.max_score:g}{note}", flush=True)
+        bar.write(f"{r.student:<28} {r.status:<8} {r.score:g} / {r.max_score:g}{note}")
+        bar.update(1)
 
     results = pipeline.autograde(course, args.assignment, args.submissions and Path(args.submissions),
-                                 args.student or None, force=args.force, progress=show)
+                                 args.student or None, options=options, dask=args.dask, progress=show)
+    bar.close()
     errors = [r for r in results if r.status == "error"]
-    print(f"graded {len(results) - len(errors)} of {len(results)} submissions; "
-          f"report: {course.root / 'reports' / (args.assignment + '.json')}")
+    print(f"graded {len(results) - len(errors)} of {len(results)} submissions "
+          f"({len(errors)} with errors); report: {course.root / 'reports' / (args.assignment + '.csv')}")
     return 0
 
 
@@ -93,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submissions", help="folder laid out as <student>/<assignment>/<notebook>.ipynb")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.add_argument("--force", action="store_true", help="regrade students already graded")
+    defaults = pipeline.GradingOptions()
+    p.add_argument("--workers", type=int, default=defaults.workers, help="parallel graders (default: the cores)")
+    p.add_argument("--cell-timeout", type=int, default=defaults.cell_timeout, help="seconds per cell")
+    p.add_argument("--notebook-timeout", type=int, default=defaults.notebook_timeout, help="seconds per notebook")
+    p.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="memory cap of a student's kernel")
+    p.add_argument("--output-limit", type=int, default=defaults.output_limit, help="bytes of output kept per notebook")
+    p.add_argument("--no-sandbox", action="store_true", help="do not isolate kernels in namespaces (not recommended)")
+    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="grade on Dask: a LocalCluster, or the scheduler at ADDRESS (e.g. tcp://host:8786)")
     p.set_defaults(func=cmd_autograde)
 
     p = sub.add_parser("feedback", help="write HTML feedback for graded submissions")

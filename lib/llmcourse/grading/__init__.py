@@ -1,3 +1,7 @@
-"""Grading: nbgrader underneath, honest grades on top. See pipeline.py for the layout."""
-from .pipeline import (Course, PipelineError, autograde, export, feedback, generate,  # noqa: F401
-                       validate)
+"""Grading: nbgrader underneath, honest grades on top.
+
+pipeline.py       generate, autograde (parallel, resumable), feedback, export, validate
+preprocessors.py  the nbgrader preprocessors that decide grades in the grader process
+kernel.py         the sandboxed kernel that runs student code (kept import-light: it starts per student)
+worker.py         one student's grading in its own process
+"""

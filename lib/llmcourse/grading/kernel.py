@@ -1,19 +1,36 @@
 """The IPython kernel that runs student notebooks while grading.
 
-It differs from a normal ``python3`` kernel in one way that matters: the answer-key modules of the
-assignment (``LLMCOURSE_BLOCKED_MODULES``, e.g. ``llmcourse.tokenization``) cannot be imported, so a
-submission that wraps the reference earns nothing. ``LLMCOURSE_GRADING=1`` tells
-:func:`llmcourse.checker.check` to emit records instead of comparing in the kernel.
+It differs from a normal ``python3`` kernel in what the student's code can reach:
 
-Usage (from a kernelspec's argv)::
+1. **Answer key unavailable.** The assignment's reference modules (``LLMCOURSE_BLOCKED_MODULES``,
+   e.g. ``llmcourse.tokenization``) cannot be imported, so wrapping the reference earns nothing.
+2. **Sandbox** (``LLMCOURSE_SANDBOX=1``, Linux): the kernel starts inside its own user and mount
+   namespaces (``unshare -Urm``, no privileges needed). There it hides paths
+   (``LLMCOURSE_HIDE``: the reference source files, solutions, tests, git history, the whole course
+   directory with the gradebook and other students' work), makes the file system read-only except
+   its own working copy and a private /tmp, then drops every capability, so it cannot undo any of it.
+   Reading the reference source from disk, writing into the gradebook or into another student's
+   folder all fail.
+3. **Limits**: an address-space cap (``LLMCOURSE_MEMORY_LIMIT_MB``) turns a memory bomb into a
+   MemoryError in that cell, a file-size cap stops disk floods, and the kernel dies with the grader
+   (``PR_SET_PDEATHSIG``) so nothing outlives a killed batch.
 
-    python -m llmcourse.grading.kernel -f {connection_file}
+``LLMCOURSE_GRADING=1`` tells :func:`llmcourse.checker.check` to emit records and compare nothing.
+
+Usage (kernelspec argv)::
+
+    unshare -Urm --propagation private python -m llmcourse.grading.kernel -f {connection_file}
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.abc
 import os
+import resource
+import signal
+import subprocess
 import sys
+import tempfile
 
 
 class AnswerKeyBlocker(importlib.abc.MetaPathFinder):
@@ -33,14 +50,87 @@ class AnswerKeyBlocker(importlib.abc.MetaPathFinder):
 
 def install_blocker(blocked: list[str]) -> None:
     for name in list(sys.modules):
-        if any(name == b or name.startswith(b + ".") for b in blocked):
+        if any(name == b or name.startswith(b + ".") for b in blocked if b):
             del sys.modules[name]
     sys.meta_path.insert(0, AnswerKeyBlocker(blocked))
 
 
+# --------------------------------------------------------------------------- stage 1: the sandbox
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True)
+
+
+def _read_only_everywhere(except_under: str) -> None:
+    """Remount every mount read-only (one remount covers one mount), except the kernel's own stage."""
+    with open("/proc/self/mounts") as f:
+        targets = [line.split()[1].encode().decode("unicode_escape") for line in f]
+    for target in targets:
+        if target == except_under or target.startswith(except_under + "/"):
+            continue
+        subprocess.run(["mount", "-o", "remount,bind,ro", target], capture_output=True)
+    # the root must be read-only, or nothing above means anything
+    _mount("-o", "remount,bind,ro", "/")
+
+
+def _connection_file(argv: list[str]) -> int:
+    return argv.index("-f") + 1
+
+
+def enter_sandbox(argv: list[str]) -> None:
+    """Runs as root of a fresh user+mount namespace; ends by exec'ing stage 2 without privileges."""
+    work = os.getcwd()
+    i = _connection_file(argv)
+    connection = open(argv[i]).read()
+    stage = tempfile.mkdtemp(prefix="llmcourse-kernel-")
+    _mount("--make-rprivate", "/")
+    _mount("-t", "tmpfs", "-o", "size=512m", "tmpfs", stage)
+    os.makedirs(f"{stage}/work")
+    os.makedirs(f"{stage}/tmp")
+    _mount("--bind", work, f"{stage}/work")
+    for path in filter(None, os.environ.get("LLMCOURSE_HIDE", "").split(os.pathsep)):
+        if os.path.isdir(path):
+            _mount("-t", "tmpfs", "-o", "size=1m,mode=0555", "tmpfs", path)
+        elif os.path.exists(path):
+            _mount("--bind", "/dev/null", path)
+    _read_only_everywhere(except_under=stage)
+    argv = list(argv)
+    argv[i] = f"{stage}/tmp/connection.json"
+    with open(argv[i], "w") as f:
+        f.write(connection)
+    os.chdir(f"{stage}/work")
+    env = dict(os.environ, TMPDIR=f"{stage}/tmp", IPYTHONDIR=f"{stage}/tmp/ipython",
+               MPLCONFIGDIR=f"{stage}/tmp/matplotlib", LLMCOURSE_SANDBOX="entered")
+    os.execvpe("setpriv", ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all",
+                           "--no-new-privs", "--", sys.executable, "-m", "llmcourse.grading.kernel", *argv], env)
+
+
+# --------------------------------------------------------------------------- stage 2: the kernel
+
+def apply_limits() -> None:
+    megabytes = int(os.environ.get("LLMCOURSE_MEMORY_LIMIT_MB", "0") or 0)
+    if megabytes:
+        resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, 256 << 20))
+    try:  # die with the grader: PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the grader's timeouts still apply
+        pass
+    # The kernel's own stdout/stderr go to the grader's pipes: a flood must not land there.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+
 def main() -> None:
+    argv = sys.argv[1:]
+    if os.environ.get("LLMCOURSE_SANDBOX") == "1":
+        enter_sandbox(argv)  # does not return
+    apply_limits()
     install_blocker(os.environ.get("LLMCOURSE_BLOCKED_MODULES", "").split(","))
     from ipykernel import kernelapp
+    sys.argv = [sys.argv[0], *argv]
     kernelapp.launch_new_instance()
 
 

@@ -13,7 +13,9 @@ isolation (one broken submission never stops the batch) and feedback that leaks 
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
@@ -88,42 +90,89 @@ class Course:
 
 # --------------------------------------------------------------------------- nbgrader plumbing
 
-def _prepare_environment(course: Course, assignment: str | None) -> None:
+@dataclasses.dataclass
+class GradingOptions:
+    """Limits and switches of a grading run (defaults suit a 2-core laptop)."""
+    workers: int = max(1, os.cpu_count() or 1)
+    cell_timeout: int = 60            # seconds per cell
+    notebook_timeout: int = 600       # seconds per notebook
+    memory_mb: int = 4096             # address-space cap of the student's kernel
+    output_limit: int = 1_000_000     # bytes of ordinary output kept per notebook
+    sandbox: bool | None = None       # None: use the namespace sandbox when this machine supports it
+    force: bool = False               # regrade students whose result is already recorded
+
+
+def sandbox_available() -> bool:
+    """Unprivileged user + mount namespaces work here (Linux with util-linux's unshare/setpriv)."""
+    if not sys.platform.startswith("linux") or not (shutil.which("unshare") and shutil.which("setpriv")):
+        return False
+    import subprocess
+    probe = subprocess.run(["unshare", "-Urm", "--propagation", "private", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def hidden_paths(course: Course, assignment: str) -> list[str]:
+    """What the student's kernel must not see: answer keys, solutions, tests, history, the course."""
+    import importlib.util
+    from jupyter_core.paths import jupyter_runtime_dir
+    paths = [course.root, course.repo / "solutions", course.repo / "tests", course.repo / ".git",
+             course.repo / "bench", course.repo / "autograder", Path(jupyter_runtime_dir())]
+    for module in course.blocked_modules(assignment):
+        spec = importlib.util.find_spec(module)
+        if spec and spec.origin:
+            paths += [Path(spec.origin), Path(importlib.util.cache_from_source(spec.origin))]
+    return [str(p) for p in paths if p.exists()]
+
+
+def _prepare_environment(course: Course, assignment: str | None, options: GradingOptions | None = None) -> None:
     """nbgrader's gradebook shells out to alembic, and our kernelspec must be findable."""
+    options = options or GradingOptions()
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     kernels = course.root / ".kernels"
     spec_dir = kernels / "kernels" / GRADING_KERNEL
     spec_dir.mkdir(parents=True, exist_ok=True)
+    sandbox = sandbox_available() if options.sandbox is None else options.sandbox
     env = {"LLMCOURSE_GRADING": "1", "LLMCOURSE_GRADING_SEED": str(course.seed()),
            "LLMCOURSE_BLOCKED_MODULES": ",".join(course.blocked_modules(assignment) if assignment else []),
+           "LLMCOURSE_MEMORY_LIMIT_MB": str(options.memory_mb), "LLMCOURSE_SANDBOX": "1" if sandbox else "0",
+           "LLMCOURSE_HIDE": os.pathsep.join(hidden_paths(course, assignment) if assignment and sandbox else []),
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
-    spec = {"argv": [sys.executable, "-m", "llmcourse.grading.kernel", "-f", "{connection_file}"],
-            "display_name": "llmcourse grading", "language": "python", "env": env}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    argv = [sys.executable, "-m", "llmcourse.grading.kernel", "-f", "{connection_file}"]
+    if sandbox:
+        argv = ["unshare", "-Urm", "--propagation", "private"] + argv
+    spec = {"argv": argv, "display_name": "llmcourse grading", "language": "python", "env": env}
+    tmp = spec_dir / f"kernel.json.{os.getpid()}"
+    tmp.write_text(json.dumps(spec, indent=1))
+    os.replace(tmp, spec_dir / "kernel.json")
     paths = os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
     if str(kernels) not in paths:
         os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels)] + [p for p in paths if p])
 
 
-def nbgrader_config(course: Course, grading: bool = True):
+def nbgrader_config(course: Course, options: GradingOptions | None = None):
     """The course's nbgrader Config: autograder/nbgrader_config.py plus this course's paths."""
     from traitlets.config.loader import PyFileConfigLoader
+    options = options or GradingOptions()
     config = PyFileConfigLoader(AUTOGRADER_CONFIG.name, path=str(AUTOGRADER_CONFIG.parent)).load_config()
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.db_url = course.gradebook_url
     config.TrustedChecks.seed = course.seed()
-    if grading:
-        config.GradingExecute.kernel_name = GRADING_KERNEL
+    config.GradingExecute.kernel_name = GRADING_KERNEL
+    config.GradingExecute.timeout = options.cell_timeout
+    config.GradingExecute.notebook_timeout = options.notebook_timeout
+    config.GradingExecute.output_limit = options.output_limit
     return config
 
 
-def _api(course: Course, assignment: str | None = None):
+def _api(course: Course, assignment: str | None = None, options: GradingOptions | None = None,
+         prepare: bool = True):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    _prepare_environment(course, assignment)
-    config = nbgrader_config(course)
+    if prepare:
+        _prepare_environment(course, assignment, options)
+    config = nbgrader_config(course, options)
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
@@ -163,8 +212,9 @@ class StudentResult:
     status: str                       # "graded", "skipped" (already graded), "error"
     score: float = 0.0
     max_score: float = 0.0
-    parts: dict = dataclasses.field(default_factory=dict)   # grade_id -> (score, max)
+    parts: dict = dataclasses.field(default_factory=dict)   # "notebook:grade_id" -> [score, max]
     messages: list = dataclasses.field(default_factory=list)
+    fingerprint: str = ""             # of the submitted files this result belongs to
 
 
 def import_submissions(course: Course, assignment: str, submissions: Path) -> list[str]:
@@ -202,6 +252,36 @@ def precheck(course: Course, assignment: str, student: str) -> list[str]:
     return problems
 
 
+def fingerprint(course: Course, assignment: str, student: str) -> str:
+    """sha256 of the submitted files: a resubmission invalidates an earlier result."""
+    digest = hashlib.sha256()
+    folder = course.root / "submitted" / student / assignment
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _result_path(course: Course, assignment: str, student: str) -> Path:
+    return course.root / ".llmcourse" / "results" / assignment / f"{student}.json"
+
+
+def load_result(course: Course, assignment: str, student: str) -> StudentResult | None:
+    path = _result_path(course, assignment, student)
+    try:
+        return StudentResult(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save_result(course: Course, assignment: str, result: StudentResult) -> None:
+    """Written last and atomically: a run killed before this line left no result, so it is redone."""
+    path = _result_path(course, assignment, result.student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(dataclasses.asdict(result), indent=1))
+    os.replace(tmp, path)
+
+
 def read_scores(course: Course, assignment: str, student: str) -> StudentResult:
     from nbgrader.api import Gradebook, MissingEntry
     with Gradebook(course.gradebook_url) as gb:
@@ -212,49 +292,153 @@ def read_scores(course: Course, assignment: str, student: str) -> StudentResult:
         parts = {}
         for nb in sub.notebooks:
             for grade in nb.grades:
-                parts[f"{nb.name}:{grade.name}"] = (float(grade.score or 0.0), float(grade.max_score))
+                parts[f"{nb.name}:{grade.name}"] = [float(grade.score or 0.0), float(grade.max_score)]
         return StudentResult(student, "graded", float(sub.score or 0.0), float(sub.max_score), parts)
 
 
+def zero_grades(course: Course, assignment: str, student: str) -> None:
+    """A submission that could not be graded keeps no points from an earlier run."""
+    from nbgrader.api import Gradebook, MissingEntry
+    with Gradebook(course.gradebook_url) as gb:
+        gb.update_or_create_student(student)
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                grade.auto_score, grade.manual_score = 0.0, None
+        gb.db.commit()
+
+
+def failure_reasons(course: Course, assignment: str, student: str) -> list[str]:
+    """Why cells did not run: timeouts, a dead kernel, memory, output floods (for the report)."""
+    from .preprocessors import LIMIT_ERRORS
+    reasons = []
+    for path in sorted((course.root / "autograded" / student / assignment).glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error" and out.get("ename") in LIMIT_ERRORS:
+                    why = f"{path.stem} cell {i + 1}: {out['ename']}"
+                    if out["ename"] != "KeyboardInterrupt":
+                        why += f" ({str(out.get('evalue', ''))[:150]})"
+                    reasons.append(why)
+    return reasons[:10]
+
+
+def grade_one(course: Course, assignment: str, student: str, options: GradingOptions) -> StudentResult:
+    """Grade one submission in this process (llmcourse.grading.worker calls it in a subprocess)."""
+    stamp = fingerprint(course, assignment, student)
+    problems = precheck(course, assignment, student)
+    if problems:
+        zero_grades(course, assignment, student)
+        return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=problems,
+                             fingerprint=stamp)
+    api = _api(course, assignment, options, prepare=False)
+    try:
+        _run(api.autograde(assignment, student, force=True, create=True), f"autograding {student}")
+    except PipelineError as e:
+        zero_grades(course, assignment, student)
+        return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[str(e)],
+                             fingerprint=stamp)
+    result = read_scores(course, assignment, student)
+    result.messages += failure_reasons(course, assignment, student)
+    result.fingerprint = stamp
+    return result
+
+
+def run_worker(root: str, db_url: str | None, repo: str, assignment: str, student: str,
+               options: dict, env: dict) -> dict:
+    """Grade one student in a fresh subprocess with a hard deadline; never raises.
+
+    A module-level function of plain arguments, so a Dask worker can run it as well as a thread.
+    """
+    import signal
+    import subprocess
+    course = Course(Path(root), Path(repo), db_url)
+    opts = GradingOptions(**options)
+    payload = json.dumps({"root": root, "db_url": db_url, "repo": repo, "assignment": assignment,
+                          "student": student, "options": options})
+    deadline = opts.notebook_timeout * max(1, len(course.notebooks(assignment))) + 180
+    proc = subprocess.Popen([sys.executable, "-m", "llmcourse.grading.worker", payload], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        out, err = "", f"grading took longer than {deadline} s and was stopped"
+    try:
+        result = StudentResult(**json.loads(out.strip().splitlines()[-1]))
+    except (IndexError, ValueError, TypeError):
+        tail = [line for line in err.strip().splitlines() if line.strip()][-1:] or ["no output"]
+        reason = err if "longer than" in err else f"the grader failed on this submission (exit code {proc.returncode}): {tail[0][:300]}"
+        zero_grades(course, assignment, student)
+        result = StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[reason],
+                               fingerprint=fingerprint(course, assignment, student))
+    save_result(course, assignment, result)
+    return dataclasses.asdict(result)
+
+
 def autograde(course: Course, assignment: str, submissions: Path | None = None,
-              students: list[str] | None = None, force: bool = False,
-              progress=None) -> list[StudentResult]:
-    """Grade every student's submission; one bad submission never stops the batch."""
+              students: list[str] | None = None, options: GradingOptions | None = None,
+              dask: str | None = None, progress=None) -> list[StudentResult]:
+    """Grade a class in parallel; resumable; one bad submission never stops the batch.
+
+    dask: None runs local worker threads (each grading in its own subprocess); "local" starts a Dask
+    LocalCluster; any other value is a scheduler address (workers must see the course directory).
+    """
+    options = options or GradingOptions()
     course.check_assignment(assignment)
     if submissions is not None:
         import_submissions(course, assignment, submissions)
     generate(course, assignment, update_repo=False)  # the gradebook needs the source notebooks
+    _prepare_environment(course, assignment, options)
     submitted = course.root / "submitted"
     everyone = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir()) if submitted.exists() else []
-    todo = students or everyone
-    api = _api(course, assignment)
-    results = []
-    for student in todo:
-        results.append(grade_one(course, api, assignment, student, force))
-        if progress:
-            progress(results[-1])
-    write_report(course, assignment, results)
-    return results
+    chosen = students or everyone
+    results, todo = [], []
+    for student in chosen:
+        if student not in everyone:
+            results.append(StudentResult(student, "error", messages=[f"no submission for {assignment}"]))
+            continue
+        old = load_result(course, assignment, student)
+        if old and not options.force and old.fingerprint == fingerprint(course, assignment, student):
+            old.status = "skipped" if old.status == "graded" else old.status
+            results.append(old)
+        else:
+            todo.append(student)
+    env = {k: os.environ[k] for k in ("PATH", "JUPYTER_PATH") if k in os.environ}
+    args = (str(course.root), course.db_url, str(course.repo), assignment)
+    opts = dataclasses.asdict(options)
+    for r in results:
+        progress and progress(r, len(results), len(chosen))
+    for raw in _grade_all(todo, args, opts, env, options.workers, dask):
+        results.append(StudentResult(**raw))
+        progress and progress(results[-1], len(results), len(chosen))
+    write_report(course, assignment)
+    return sorted(results, key=lambda r: r.student)
 
 
-def grade_one(course: Course, api, assignment: str, student: str, force: bool) -> StudentResult:
-    if not (course.root / "submitted" / student / assignment).is_dir():
-        return StudentResult(student, "error", messages=[f"no submission for {assignment}"])
-    problems = precheck(course, assignment, student)
-    if problems:
-        _record_zero(course, assignment, student)
-        return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=problems)
-    done = course.root / "autograded" / student / assignment
-    if done.exists() and not force:
-        result = read_scores(course, assignment, student)
-        if result.status == "graded":
-            result.status = "skipped"
-            return result
-    try:
-        _run(api.autograde(assignment, student, force=True, create=True), f"autograding {student}")
-    except PipelineError as e:
-        return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[str(e)])
-    return read_scores(course, assignment, student)
+def _grade_all(students: list[str], args: tuple, opts: dict, env: dict, workers: int, dask: str | None):
+    if not students:
+        return
+    if dask:
+        from distributed import Client, LocalCluster, as_completed
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None) if dask == "local" else None
+        with Client(cluster if cluster else dask) as client:
+            futures = [client.submit(run_worker, *args, s, opts, env, pure=False) for s in students]
+            for future in as_completed(futures):
+                yield future.result()
+        if cluster:
+            cluster.close()
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed as done
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_worker, *args, s, opts, env) for s in students]
+        for future in done(futures):
+            yield future.result()
 
 
 def _max_score(course: Course, assignment: str) -> float:
@@ -267,17 +451,18 @@ def _max_score(course: Course, assignment: str) -> float:
     return total
 
 
-def _record_zero(course: Course, assignment: str, student: str) -> None:
-    """A submission that cannot be graded still appears in the gradebook (with no score)."""
-    from nbgrader.api import Gradebook
-    with Gradebook(course.gradebook_url) as gb:
-        gb.update_or_create_student(student)
-
-
-def write_report(course: Course, assignment: str, results: list[StudentResult]) -> Path:
+def write_report(course: Course, assignment: str) -> Path:
+    """Every recorded result of the assignment, as JSON and CSV, in reports/."""
+    folder = course.root / ".llmcourse" / "results" / assignment
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
     out = course.root / "reports" / f"{assignment}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+    out.write_text(json.dumps(rows, indent=1))
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "status", "score", "max_score", "messages"])
+        for r in rows:
+            writer.writerow([r["student"], r["status"], r["score"], r["max_score"], " | ".join(r["messages"])])
     return out
 
 
@@ -288,10 +473,14 @@ def feedback(course: Course, assignment: str, students: list[str] | None = None)
     course.check_assignment(assignment)
     api = _api(course, assignment)
     graded = course.root / "autograded"
-    todo = students or sorted(p.name for p in graded.iterdir() if (p / assignment).is_dir()) if graded.exists() else []
+    everyone = sorted(p.name for p in graded.iterdir() if (p / assignment).is_dir()) if graded.exists() else []
     paths = []
-    for student in todo:
-        _run(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
+    for student in students or everyone:
+        try:  # one student's failure must not cost the others their feedback
+            _run(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
+        except PipelineError as e:
+            print(f"feedback for {student} failed: {str(e).splitlines()[-1]}", file=sys.stderr)
+            continue
         paths += sorted((course.root / "feedback" / student / assignment).glob("*.html"))
     return paths
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import time
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -22,9 +23,12 @@ from traitlets import Bool, Integer
 
 from ..checker import MIME, Outcome, verify_record
 
+# errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
+# instructor why a submission lost points (see pipeline.failure_reasons)
+LIMIT_ERRORS = {"CellTimeoutError", "DeadKernelError", "KernelDied", "NotRun", "OutputLimit", "MemoryError",
+                "KeyboardInterrupt"}
 SAFE_ERRORS = {"NameError", "ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError",
-               "CellTimeoutError", "DeadKernelError", "KernelDied", "NotRun", "CheckFailed",
-               "KeyboardInterrupt", "MemoryError"}
+               "CheckFailed"} | LIMIT_ERRORS
 
 
 def _error(ename: str, lines: list[str]) -> NotebookNode:
@@ -36,21 +40,39 @@ def _stream(text: str) -> NotebookNode:
 
 
 class GradingExecute(Execute):
-    """nbgrader's Execute, plus: after the kernel dies, later cells are marked as not run."""
+    """nbgrader's Execute, plus limits that fail what did not run, never pass it:
+
+    - after the kernel dies, every later cell is marked as not run (nbgrader #427);
+    - a whole-notebook time limit on top of the per-cell one;
+    - an output budget: past it, outputs are dropped (a 1 GB print must not reach the gradebook).
+    """
+
+    notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
+    output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._kernel_dead = False
+        self._deadline = time.monotonic() + self.notebook_timeout
+        self._output_bytes = 0
         try:
             return super().preprocess(nb, resources, km)
         except DeadKernelError:
             # raised again while shutting the dead kernel down: the cells already carry the reason
             return nb, resources
 
+    def _get_timeout(self, cell):
+        remaining = max(1, int(self._deadline - time.monotonic()))
+        timeout = super()._get_timeout(cell)
+        return min(timeout, remaining) if timeout else remaining
+
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
         if self._kernel_dead:
             cell.outputs = [_error("NotRun", ["not run: the kernel died in an earlier cell"])]
+            return cell, resources
+        if time.monotonic() >= self._deadline:
+            cell.outputs = [_error("NotRun", [f"not run: the notebook used up its {self.notebook_timeout} s time limit"])]
             return cell, resources
         try:
             return super().preprocess_cell(cell, resources, index)
@@ -59,6 +81,21 @@ class GradingExecute(Execute):
             cell.outputs.append(_error("KernelDied", [
                 "the kernel died while running this cell (it exited, crashed or ran out of memory)"]))
             return cell, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        data = content.get("data") or {}
+        if MIME in data:  # check records have their own size cap in the checker
+            return super().output(outs, msg, display_id, cell_index)
+        size = len(content.get("text", "")) + sum(len(str(v)) for v in data.values())
+        if self._output_bytes + size > self.output_limit:
+            if self._output_bytes <= self.output_limit:
+                outs.append(_error("OutputLimit", [
+                    f"output beyond {self.output_limit} bytes was dropped (the notebook printed too much)"]))
+            self._output_bytes = self.output_limit + 1
+            return None
+        self._output_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
 
 
 def expected_checks(source: str) -> list[tuple[str, bool]]:
