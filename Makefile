@@ -12,7 +12,7 @@ export IPYTHONDIR          := $(CURDIR)/.ipython
 export MPLBACKEND          ?= Agg
 LAB_FLAGS ?= --ip=127.0.0.1
 
-.PHONY: setup start lab generate test bench clean
+.PHONY: setup setup-browser start lab generate test bench clean
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
+# Headless Chromium (Debian's package) for the bertviz browser tests.
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
 generate: setup
 	$(BIN)/llmcourse generate
 
@@ -31,7 +37,7 @@ start: generate lab
 lab: setup
 	$(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)
 
-test: setup
+test: setup setup-browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup

@@ -45,7 +45,8 @@ def solution_code(assignment: str, notebook: str) -> dict[str, str]:
 
 
 def make_submission(root: Path, student: str, assignment: str, notebook: str,
-                    answers: dict[str, str], extra_cells: dict[str, str] | None = None) -> Path:
+                    answers: dict[str, str], extra_cells: dict[str, str] | None = None,
+                    drop_cells: tuple[str, ...] = ()) -> Path:
     """Fill the released notebook's solution cells the way a student would, and save it in
     nbgrader's submitted layout: root/<student>/<assignment>/<notebook>.ipynb."""
     nb = nbformat.read(REPO / "assignments" / assignment / f"{notebook}.ipynb", as_version=4)
@@ -55,6 +56,7 @@ def make_submission(root: Path, student: str, assignment: str, notebook: str,
             cell.source = answers[gid]
         if extra_cells and gid in extra_cells:  # an edit to a non-solution cell (tampering)
             cell.source = extra_cells[gid]
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in drop_cells]
     path = root / student / assignment / f"{notebook}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)

@@ -129,9 +129,36 @@ def main() -> None:
         enter_sandbox(argv)  # does not return
     apply_limits()
     install_blocker(os.environ.get("LLMCOURSE_BLOCKED_MODULES", "").split(","))
-    from ipykernel import kernelapp
-    sys.argv = [sys.argv[0], *argv]
-    kernelapp.launch_new_instance()
+    from ipykernel.kernelapp import IPKernelApp
+    app = IPKernelApp.instance()
+    app.initialize(argv)
+    limit = int(os.environ.get("LLMCOURSE_OUTPUT_LIMIT", "0") or 0)
+    if limit:
+        cap_output(limit)
+    app.start()
+
+
+def cap_output(limit: int) -> None:
+    """Stop sending printed text once ``limit`` characters went out: a 1 GB print must not travel.
+
+    The grader enforces its own budget as well; this only saves it from receiving the flood.
+    """
+    sent = {"n": 0}
+    for stream in (sys.stdout, sys.stderr):
+        write = stream.write
+
+        def capped(text, _write=write):
+            if not isinstance(text, str):
+                return _write(text)
+            room = limit - sent["n"]
+            sent["n"] += len(text)
+            if room <= 0:
+                return len(text)
+            if len(text) > room:
+                _write(text[:room])
+                return _write(f"\n[output limit of {limit} characters reached: the rest is dropped]\n")
+            return _write(text)
+        stream.write = capped
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def _prepare_environment(course: Course, assignment: str | None, options: Gradin
     env = {"LLMCOURSE_GRADING": "1", "LLMCOURSE_GRADING_SEED": str(course.seed()),
            "LLMCOURSE_BLOCKED_MODULES": ",".join(course.blocked_modules(assignment) if assignment else []),
            "LLMCOURSE_MEMORY_LIMIT_MB": str(options.memory_mb), "LLMCOURSE_SANDBOX": "1" if sandbox else "0",
+           "LLMCOURSE_OUTPUT_LIMIT": str(options.output_limit + 1000),
            "LLMCOURSE_HIDE": os.pathsep.join(hidden_paths(course, assignment) if assignment and sandbox else []),
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
     argv = [sys.executable, "-m", "llmcourse.grading.kernel", "-f", "{connection_file}"]
@@ -320,8 +321,10 @@ def failure_reasons(course: Course, assignment: str, student: str) -> list[str]:
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error" and out.get("ename") in LIMIT_ERRORS:
                     why = f"{path.stem} cell {i + 1}: {out['ename']}"
-                    if out["ename"] != "KeyboardInterrupt":
-                        why += f" ({str(out.get('evalue', ''))[:150]})"
+                    detail = next((line for line in out.get("traceback", []) if "raised" in line and out["ename"] in line),
+                                  str(out.get("evalue", "")))
+                    if detail and out["ename"] != "KeyboardInterrupt":
+                        why += f" ({detail.strip()[:150]})"
                     reasons.append(why)
     return reasons[:10]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import time
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -69,7 +69,7 @@ class GradingExecute(Execute):
         if cell.cell_type != "code":
             return cell, resources
         if self._kernel_dead:
-            cell.outputs = [_error("NotRun", ["not run: the kernel died in an earlier cell"])]
+            cell.outputs = [_error("NotRun", ["not run: the kernel died or hung in an earlier cell"])]
             return cell, resources
         if time.monotonic() >= self._deadline:
             cell.outputs = [_error("NotRun", [f"not run: the notebook used up its {self.notebook_timeout} s time limit"])]
@@ -80,6 +80,12 @@ class GradingExecute(Execute):
             self._kernel_dead = True
             cell.outputs.append(_error("KernelDied", [
                 "the kernel died while running this cell (it exited, crashed or ran out of memory)"]))
+            return cell, resources
+        except CellTimeoutError:
+            # the kernel ignored the interrupt: nothing after this cell can be trusted to run
+            self._kernel_dead = True
+            cell.outputs.append(_error("CellTimeoutError", [
+                f"the cell did not finish within its time limit and ignored the interrupt"]))
             return cell, resources
 
     def output(self, outs, msg, display_id, cell_index):
@@ -173,9 +179,13 @@ class TrustedChecks(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         if not self.enabled or cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
             return cell, resources
+        limits = [o.get("ename") for o in cell.get("outputs", [])
+                  if o.get("output_type") == "error" and o.get("ename") in LIMIT_ERRORS]
         passed, lines = judge_cell(cell, self.seed)
         text = "\n".join(lines) + "\n"
-        cell.outputs = [_stream(text)] if passed else [_error("CheckFailed", text.rstrip("\n").split("\n"))]
+        # keep a limit's name (timeout, dead kernel...) as the error name: the report shows it
+        cell.outputs = [_stream(text)] if passed else [_error(limits[0] if limits else "CheckFailed",
+                                                              text.rstrip("\n").split("\n"))]
         return cell, resources
 
 
