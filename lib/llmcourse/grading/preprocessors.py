@@ -85,7 +85,7 @@ class GradingExecute(Execute):
             # the kernel ignored the interrupt: nothing after this cell can be trusted to run
             self._kernel_dead = True
             cell.outputs.append(_error("CellTimeoutError", [
-                f"the cell did not finish within its time limit and ignored the interrupt"]))
+                "the cell did not finish within its time limit and ignored the interrupt"]))
             return cell, resources
 
     def output(self, outs, msg, display_id, cell_index):
