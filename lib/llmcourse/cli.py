@@ -3,7 +3,9 @@
     llmcourse validate NOTEBOOK            students: run the visible tests, exit 1 on failure
     llmcourse generate [ASSIGNMENT ...]    instructors: solutions/ -> assignments/ (nbgrader)
     llmcourse autograde ASSIGNMENT [--submissions DIR]
+    llmcourse collect ASSIGNMENT EXPORT.zip   import an LMS export into submitted/
     llmcourse feedback ASSIGNMENT          HTML per student, no hidden tests or inputs
+    llmcourse integrity ASSIGNMENT         similar pairs and copies of the reference (winnowing)
     llmcourse export [--out grades.csv]
 """
 from __future__ import annotations
@@ -70,6 +72,36 @@ def cmd_autograde(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from datetime import datetime
+    from .grading.collect import collect_zip, report_text
+    course = _course(args)
+    course.check_assignment(args.assignment)
+    roster = Path(args.roster).read_text().split() if args.roster else None
+    try:
+        due = datetime.fromisoformat(args.due) if args.due else None
+    except ValueError:
+        raise pipeline.PipelineError(f"--due {args.due!r} is not an ISO date like 2026-12-01T23:59+00:00")
+    try:
+        report = collect_zip(args.zip, course.root, args.assignment, course.notebooks(args.assignment),
+                             pattern=args.pattern, roster=roster, due=due, force=args.force, strict=args.strict)
+    except (ValueError, FileNotFoundError) as e:
+        raise pipeline.PipelineError(str(e))
+    print(report_text(report))
+    return 0
+
+
+def cmd_integrity(args) -> int:
+    from .grading.integrity import similarity_report, write_report
+    course = _course(args)
+    course.check_assignment(args.assignment)
+    report = similarity_report(course.root, args.assignment, repo_root=course.repo, threshold=args.threshold)
+    csv_path, html_path = write_report(report, Path(args.out) if args.out else course.root / "reports")
+    print(f"{len(report['pairs'])} similar pairs, {len(report['reference_matches'])} near the reference")
+    print(f"report: {html_path}\n        {csv_path}")
+    return 0
+
+
 def cmd_feedback(args) -> int:
     for path in pipeline.feedback(_course(args), args.assignment, args.student or None):
         print(path)
@@ -112,6 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="grade on Dask: a LocalCluster, or the scheduler at ADDRESS (e.g. tcp://host:8786)")
     p.set_defaults(func=cmd_autograde)
+
+    p = sub.add_parser("collect", help="import an LMS zip export (one file per student) into submitted/")
+    p.add_argument("assignment")
+    p.add_argument("zip")
+    p.add_argument("--roster", help="file with one student id per line")
+    p.add_argument("--strict", action="store_true", help="skip students not on the roster")
+    p.add_argument("--due", help="due date, ISO 8601 (late files are imported and reported)")
+    p.add_argument("--pattern", help="regex with named groups student_id and file")
+    p.add_argument("--force", action="store_true", help="overwrite existing submissions")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("integrity", help="similarity report: near-identical submissions, copies of the reference")
+    p.add_argument("assignment")
+    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--out", help="folder for the CSV and HTML report (default: <course>/reports)")
+    p.set_defaults(func=cmd_integrity)
 
     p = sub.add_parser("feedback", help="write HTML feedback for graded submissions")
     p.add_argument("assignment")

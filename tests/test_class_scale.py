@@ -1,0 +1,168 @@
+"""Class-scale grading: an interrupted batch resumes to exactly the grades of a clean run; grading on a
+real Dask cluster (a scheduler and two worker processes on loopback) with the gradebook at another
+SQLAlchemy URL; LMS zip collection and the integrity report through the CLI."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from conftest import REPO, make_submission, run_cli, solution_code
+
+A, NB = "01_tokenization", "tokenization"
+FULL, DECODE = 12.0, 2.0
+WRONG_DECODE = "def decode(ids, vocab):\n    return ''\n"
+
+
+def make_class(root, n_solution, n_release, n_wrong) -> dict[str, float]:
+    """Students whose grades follow from the point table: solution 12, release 0, wrong decode 10."""
+    good = solution_code(A, NB)
+    expected = {}
+    for i in range(n_solution):
+        make_submission(root, f"s{i:02d}_solution", A, NB, good)
+        expected[f"s{i:02d}_solution"] = FULL
+    for i in range(n_release):
+        make_submission(root, f"r{i:02d}_release", A, NB, {})
+        expected[f"r{i:02d}_release"] = 0.0
+    for i in range(n_wrong):
+        make_submission(root, f"w{i:02d}_wrong", A, NB, {**good, "decode": WRONG_DECODE})
+        expected[f"w{i:02d}_wrong"] = FULL - DECODE
+    return expected
+
+
+def exported(course) -> dict[str, float]:
+    out = course / "grades.csv"
+    run_cli("export", "--out", str(out), course_dir=course)
+    rows = list(csv.DictReader(out.open()))
+    students = [r["student_id"] for r in rows]
+    assert len(students) == len(set(students)), "a student was counted twice"
+    return {r["student_id"]: float(r["score"]) for r in rows}
+
+
+def test_interrupted_batch_resumes_to_the_same_grades(tmp_path):
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    expected = make_class(subs, 10, 5, 5)
+    run_cli("generate", A, "--no-update-repo", course_dir=course)
+    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course))
+    proc = subprocess.Popen([sys.executable, "-m", "llmcourse.cli", "autograde", A, "--submissions", str(subs),
+                             "--workers", "2"], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = course / ".llmcourse" / "results" / A
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and len(list(results.glob("*.json"))) < 5 and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)  # the grader, its workers and their kernels: all at once
+    proc.wait()
+    done_before = len(list(results.glob("*.json")))
+    assert 5 <= done_before < len(expected)
+
+    out = run_cli("autograde", A, course_dir=course)  # no --force: resume
+    report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert {s: r["score"] for s, r in report.items()} == expected
+    assert all(r["status"] == "graded" for r in report.values())
+    assert out.stdout.count(" skipped ") >= done_before  # finished work was not redone
+    assert exported(course) == expected
+    db = sqlite3.connect(course / "gradebook.db")
+    assert db.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0] == len(expected)
+
+
+def test_resubmission_is_regraded(tmp_path):
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    make_class(subs, 0, 1, 0)
+    run_cli("autograde", A, "--submissions", str(subs), course_dir=course)
+    make_submission(subs, "r00_release", A, NB, solution_code(A, NB))  # the student fixed it
+    run_cli("autograde", A, "--submissions", str(subs), course_dir=course)
+    assert exported(course) == {"r00_release": FULL}
+
+
+def _start(cmd, log):
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real Dask scheduler and two single-threaded worker processes on 127.0.0.1."""
+    bindir = os.path.dirname(sys.executable)
+    sched_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "dask.log", "w")
+    procs = [_start([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                     "--scheduler-file", str(sched_file)], log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(_start([f"{bindir}/dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{len(procs)}"], log))
+        from distributed import Client
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            assert len(client.scheduler_info()["workers"]) == 2
+        yield address
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_grading_on_a_dask_cluster_with_another_database(tmp_path, dask_cluster):
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    expected = make_class(subs, 2, 1, 1)
+    db = tmp_path / "elsewhere" / "grades.db"
+    db.parent.mkdir()
+    url = f"sqlite:///{db}"
+    run_cli("--db", url, "autograde", A, "--submissions", str(subs), "--dask", dask_cluster, course_dir=course)
+    report = {r["student"]: r["score"] for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert report == expected
+    assert not (course / "gradebook.db").exists()  # everything went to the URL we gave
+    rows = sqlite3.connect(db).execute(
+        "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+        "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
+    assert {s: float(v) for s, v in rows} == expected
+
+
+def test_collect_an_lms_zip_then_integrity_report(tmp_path):
+    course = tmp_path / "course"
+    good = solution_code(A, NB)
+    staging = tmp_path / "staging"
+    for student in ("ada", "ben"):
+        make_submission(staging, student, A, NB, good)  # two students hand in the same code
+    make_submission(staging, "cy", A, NB, {})
+    export = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(export, "w") as z:
+        for student in ("ada", "ben", "cy"):
+            z.write(staging / student / A / f"{NB}.ipynb", f"{student}_1234_5678_{NB}.ipynb")
+        z.writestr("readme.txt", "not a submission")
+    out = run_cli("collect", A, str(export), course_dir=course)
+    for student in ("ada", "ben", "cy"):
+        assert (course / "submitted" / student / A / f"{NB}.ipynb").exists()
+    assert "readme.txt" in out.stdout  # reported as unmatched
+
+    out = run_cli("integrity", A, course_dir=course)
+    report = (course / "reports").glob("integrity_*.csv")
+    text = next(report).read_text()
+    assert "ada" in text and "ben" in text
+    assert "near the reference" in out.stdout
+
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    failed = run_cli("collect", A, str(bad), course_dir=course, check=False)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
