@@ -1,0 +1,90 @@
+"""Autograde throughput on N submissions of assignment 01 (default 40), three ways in one run:
+
+  baseline  plain ``nbgrader autograde`` (stock configuration, one process, students in sequence)
+  ours      ``llmcourse autograde``: parallel workers (default: the cores), sandboxed kernels, trusted checks
+  dask      ``llmcourse autograde --dask``: a Dask LocalCluster with 2 worker processes
+
+Prints seconds, submissions per minute and the speed-up over the baseline. The issue's aim: ours at
+least 1.7x the baseline on a 2-core machine.
+
+Run: python bench/bench_autograde.py [N]
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import make_submission, solution_code  # noqa: E402  (the tests' submission builder)
+
+A, NB = "01_tokenization", "tokenization"
+BIN = Path(sys.executable).parent
+
+
+def make_class(root: Path, n: int) -> None:
+    good = solution_code(A, NB)
+    variants = [good, {}, {**good, "decode": "def decode(ids, vocab):\n    return ''\n"}]
+    for i in range(n):
+        make_submission(root, f"student{i:03d}", A, NB, variants[i % 3])
+
+
+def run(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def plain_nbgrader(work: Path, subs: Path, env: dict) -> float:
+    course = work / "plain"
+    shutil.copytree(REPO / "solutions" / A, course / "source" / A)
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.Execute.timeout = 60\n")
+    subprocess.run([BIN / "nbgrader", "generate_assignment", A, "--force"], cwd=course, env=env, check=True,
+                   capture_output=True)
+    shutil.copytree(subs, course / "submitted")
+    start = time.perf_counter()
+    subprocess.run([BIN / "nbgrader", "autograde", A], cwd=course, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def ours(work: Path, subs: Path, env: dict, name: str, extra: list[str]) -> float:
+    course = work / name
+    subprocess.run([BIN / "llmcourse", "--course-dir", str(course), "generate", A, "--no-update-repo"],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    seconds = run([str(BIN / "llmcourse"), "--course-dir", str(course), "autograde", A,
+                   "--submissions", str(subs), *extra], env)
+    report = json.loads((course / "reports" / f"{A}.json").read_text())
+    assert all(r["status"] == "graded" for r in report), "every submission must be graded"
+    return seconds
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        subs = work / "submissions"
+        make_class(subs, n)
+        times = {
+            "plain nbgrader autograde (sequential)": plain_nbgrader(work, subs, env),
+            f"llmcourse autograde ({os.cpu_count()} workers)": ours(work, subs, env, "ours", []),
+            "llmcourse autograde --dask (LocalCluster, 2 workers)": ours(work, subs, env, "dask",
+                                                                          ["--dask", "--workers", "2"]),
+        }
+    base = next(iter(times.values()))
+    print(f"autograde {n} submissions of {A} on {os.cpu_count()} cores")
+    print(f"{'grader':<55} {'time (s)':>9} {'subs/min':>9} {'vs baseline':>12}")
+    for name, seconds in times.items():
+        print(f"{name:<55} {seconds:>9.1f} {60 * n / seconds:>9.1f} {base / seconds:>11.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

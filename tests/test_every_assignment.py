@@ -1,0 +1,150 @@
+"""End to end through the CLI, for every assignment in solutions/: the solution scores full marks, the
+untouched release scores zero on every part, a submission wrong in exactly one part loses exactly that
+part, the basic cheats earn nothing on what they attack, and feedback for failing hidden tests says
+what failed but contains neither hidden test source nor hidden inputs (nbgrader #917, #1363).
+
+The part that is broken or attacked is the notebook's last graded part, which no other part uses.
+The full attack corpus runs on assignment 01 in test_attacks.py.
+"""
+from __future__ import annotations
+
+import ast
+import html
+import json
+import re
+
+import nbformat
+import pytest
+import torch
+
+from conftest import REPO, make_submission, run_cli, solution_code
+from llmcourse.checker import get_spec
+from llmcourse.grading.preprocessors import expected_checks
+
+ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+
+
+def graded_parts(nb) -> list[tuple[str, float, str, str]]:
+    """(test grade_id, points, check name, the student's name for the graded object), in order."""
+    parts = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            call = next(n for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Call)
+                        and getattr(n.func, "id", None) == "check")
+            parts.append((meta["grade_id"], float(meta["points"]), call.args[0].value, call.args[1].id))
+    return parts
+
+
+def solution_cell_defining(nb, name: str) -> str:
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and re.search(rf"^(def|class) {name}\b", cell.source, re.M):
+            return meta["grade_id"]
+    raise AssertionError(f"no solution cell defines {name}")
+
+
+def hidden_source_lines(nb) -> list[str]:
+    lines, inside = [], False
+    for cell in nb.cells:
+        for line in cell.source.splitlines():
+            if "### BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "### END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and line.strip():
+                lines.append(line.strip())
+    return lines
+
+
+def hidden_inputs(nb) -> list[str]:
+    """Text that would betray a hidden input: long strings, long id lists, leading tensor values."""
+    found = []
+    names = {name for c in nb.cells if c.cell_type == "code" for name, hidden in expected_checks(c.source) if hidden}
+    for name in names:
+        for case in get_spec(name).cases(True, 0):
+            for arg in list(case.args) + list(case.kwargs.values()):
+                if isinstance(arg, str) and len(arg) >= 8:
+                    found.append(arg[:40])
+                elif isinstance(arg, list) and len(arg) >= 6 and all(isinstance(x, int) for x in arg):
+                    found.append(repr(arg)[:40])
+                elif isinstance(arg, torch.Tensor) and arg.numel() >= 4 and arg.is_floating_point():
+                    v = arg.flatten()[:2].tolist()
+                    if all(0.01 < abs(x) < 1e6 for x in v):  # as torch would print them
+                        found.append(f"{v[0]:.4f}, {v[1]:.4f}")
+    return found
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request, tmp_path_factory):
+    assignment = request.param
+    tmp = tmp_path_factory.mktemp(assignment)
+    subs, course = tmp / "subs", tmp / "course"
+    notebooks = sorted(p.stem for p in (REPO / "solutions" / assignment).glob("*.ipynb"))
+    plan = {}
+    for nb_name in notebooks:
+        source = nbformat.read(REPO / "solutions" / assignment / f"{nb_name}.ipynb", as_version=4)
+        parts = graded_parts(source)
+        last_id, _, check_name, obj = parts[-1]
+        cell = solution_cell_defining(source, obj)
+        module, attr = get_spec(check_name).reference.split(":")
+        good = solution_code(assignment, nb_name)
+        wrong = good[cell] + f"\n\ndef {obj}(*args, **kwargs):\n    raise RuntimeError('wrong on purpose')\n"
+        answers = {
+            "solution": good,
+            "release": {},
+            "wrong_last_part": {**good, cell: wrong},
+            "cheat_import_reference": {**good, cell: f"from {module} import {attr} as _reference\n{obj} = _reference\n"},
+            "cheat_monkeypatch": {**good, cell: wrong + (
+                "\nimport numpy.testing, torch\nimport llmcourse.checker as checker\n"
+                "torch.allclose = lambda *a, **k: True\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
+                "checker.check = lambda *a, **k: None\n")},
+        }
+        for student, code in answers.items():
+            make_submission(subs, student, assignment, nb_name, code)
+        plan[nb_name] = (source, parts, last_id)
+    run_cli("autograde", assignment, "--submissions", str(subs), course_dir=course)
+    run_cli("feedback", assignment, course_dir=course)
+    report = {r["student"]: r for r in json.loads((course / "reports" / f"{assignment}.json").read_text())}
+    return {"assignment": assignment, "course": course, "report": report, "plan": plan}
+
+
+def scores(graded, student) -> dict[str, float]:
+    row = graded["report"][student]
+    assert row["status"] == "graded", row["messages"]
+    return {k: v[0] for k, v in row["parts"].items()}
+
+
+def full(graded, zero_last=False, zero_all=False) -> dict[str, float]:
+    out = {}
+    for nb_name, (_, parts, last_id) in graded["plan"].items():
+        for gid, points, _, _ in parts:
+            out[f"{nb_name}:{gid}"] = 0.0 if zero_all or (zero_last and gid == last_id) else points
+    return out
+
+
+def test_solution_scores_full_marks(graded):
+    assert scores(graded, "solution") == full(graded)
+
+
+def test_release_scores_zero_on_every_part(graded):
+    assert scores(graded, "release") == full(graded, zero_all=True)
+
+
+@pytest.mark.parametrize("student", ["wrong_last_part", "cheat_import_reference", "cheat_monkeypatch"])
+def test_one_broken_part_loses_exactly_its_points(graded, student):
+    assert scores(graded, student) == full(graded, zero_last=True)
+
+
+def test_feedback_for_failing_hidden_tests_leaks_nothing(graded):
+    course, assignment = graded["course"], graded["assignment"]
+    for student in ("release", "wrong_last_part"):
+        for nb_name, (source, _, _) in graded["plan"].items():
+            page = course / "feedback" / student / assignment / f"{nb_name}.html"
+            text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
+            assert "FAIL" in text and "hidden case" in text  # it says what failed ...
+            assert "BEGIN HIDDEN" not in text
+            for line in hidden_source_lines(source):           # ... but not how it was tested
+                assert line not in text, line
+            for secret in hidden_inputs(source):                # ... nor on what
+                assert secret not in text, secret
