@@ -55,6 +55,9 @@ def cmd_autograde(args) -> int:
         workers=args.workers, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
         memory_mb=args.memory_mb, output_limit=args.output_limit, force=args.force,
         sandbox=False if args.no_sandbox else None)
+    if not args.no_sandbox and not pipeline.sandbox_available():
+        print("warning: user namespaces are unavailable here, so student kernels run without the sandbox "
+              "(the answer key cannot be imported, but files on disk are not hidden)", file=sys.stderr)
     bar = tqdm(desc=f"autograde {args.assignment}", unit="student", file=sys.stderr, dynamic_ncols=True)
 
     def show(r: pipeline.StudentResult, done: int, total: int) -> None:
