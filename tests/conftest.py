@@ -66,3 +66,14 @@ def make_submission(root: Path, student: str, assignment: str, notebook: str,
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="module")
+def one_cpu_thread():
+    """For modules of tiny tensors: one thread beats two, whose OpenMP hand-offs dominate (badly so
+    on a busy machine). Restored afterwards for the rest of the suite."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -29,14 +29,7 @@ from llmcourse.attention import (
     split_heads,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """These tensors are tiny: one thread beats two, whose OpenMP hand-offs dominate (badly so on
-    a machine that other processes keep busy). Restored afterwards for the rest of the suite."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 ATOL = {torch.float64: 1e-12, torch.float32: 1e-6}

@@ -34,14 +34,7 @@ from llmcourse.transformer import (
     sinusoidal_positions,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """These tensors are tiny: one thread beats two, whose OpenMP hand-offs dominate (badly so on
-    a machine that other processes keep busy). Restored afterwards for the rest of the suite."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
