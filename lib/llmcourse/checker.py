@@ -282,6 +282,8 @@ def _array_difference(e: dict, g: dict, rtol, atol, path, show_values) -> str | 
     with np.errstate(invalid="ignore"):
         max_abs = float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.dtype.kind in "fciu" else float("nan")
     msg = f"{path}: {len(bad)} of {a.size} elements differ; max abs diff {max_abs:.3g}; first at index {idx}"
+    if a.dtype.kind in "fc" and bool(np.isnan(b[~close]).any()):
+        msg += "; some are NaN where numbers were expected"
     if show_values:
         msg += f": expected {a[idx]!r}, got {b[idx]!r}"
     return msg
