@@ -218,6 +218,10 @@ def test_attack_earns_nothing_on_its_target(batch, attack):
     assert parts(row) == expected_parts(attack, target)
     if attack in REASON:
         assert any(REASON[attack] in m for m in row["messages"]), row["messages"]
+    if attack == "edit_test_cell":
+        assert any("test cell test_decode was edited" in m for m in row["messages"]), row["messages"]
+    if attack == "delete_test_cell":
+        assert any("test cell test_decode was deleted" in m for m in row["messages"]), row["messages"]
 
 
 def test_output_flood_is_cut_and_named(batch):

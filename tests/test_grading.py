@@ -37,6 +37,12 @@ def graded(tmp_path_factory):
     for student, changes in students.items():
         answers = {} if changes is None else {**good, **changes}
         make_submission(subs, student, A, NB, answers)
+    # Extra files are ignored (and reported); a notebook of another assignment is refused clearly.
+    make_submission(subs, "dan_extra_files", A, NB, good)
+    (subs / "dan_extra_files" / A / "scratch.txt").write_text("notes")
+    other = make_submission(tmp / "other", "eve", "04_attention", "attention", {})
+    (subs / "eve_wrong_assignment" / A).mkdir(parents=True)
+    (subs / "eve_wrong_assignment" / A / f"{NB}.ipynb").write_bytes(other.read_bytes())
     # A file that is not a notebook must not stop the batch.
     bad = subs / "zed_not_json" / A / f"{NB}.ipynb"
     bad.parent.mkdir(parents=True)
@@ -83,7 +89,7 @@ def test_feedback_hides_hidden_tests_and_inputs(graded):
     course = graded["course"]
     run_cli("feedback", A, course_dir=course)
     pages = sorted((course / "feedback").glob(f"*/{A}/{NB}.html"))
-    assert len(pages) == len(graded["report"]) - 1  # everyone but the unreadable notebook
+    assert len(pages) == sum(r["status"] == "graded" for r in graded["report"].values())  # every graded student
     hidden_inputs = ["outrageous fortune", "no specials here", "مرحبا", "aaaaaaaaaaaa"]
     for page in pages:
         text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
@@ -95,6 +101,14 @@ def test_feedback_hides_hidden_tests_and_inputs(graded):
     assert "incomplete UTF-8" in carol                     # ... on which visible case ...
     assert "hidden case" in carol and "raised UnicodeDecodeError" in carol  # ... and hidden ones, generically
     assert "LEAK" not in carol                             # nothing the student's code printed
+
+
+def test_extra_files_and_wrong_notebooks_get_clear_messages(graded):
+    dan = graded["report"]["dan_extra_files"]
+    assert dan["score"] == FULL and any("extra files ignored: scratch.txt" in m for m in dan["messages"])
+    eve = graded["report"]["eve_wrong_assignment"]
+    assert eve["status"] == "error" and eve["score"] == 0
+    assert any("does not belong to 01_tokenization" in m for m in eve["messages"])
 
 
 def test_export_csv_has_every_student(graded):

@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -237,20 +238,49 @@ def import_submissions(course: Course, assignment: str, submissions: Path) -> li
     return students
 
 
-def precheck(course: Course, assignment: str, student: str) -> list[str]:
-    """Problems that would make nbgrader crash or grade the wrong thing, as plain sentences."""
+def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], list[str]]:
+    """(problems, notes) about a submission, as plain sentences for the student's report.
+
+    Problems make it ungradable (missing notebook, not JSON, a notebook of another assignment);
+    notes are graded anyway (extra files ignored, read-only or test cells edited or deleted: nbgrader
+    restores edited ones and our config re-adds deleted test cells before grading).
+    """
+    from nbgrader.utils import compute_checksum
     folder = course.root / "submitted" / student / assignment
-    problems = []
+    expected = {f"{name}.ipynb" for name in course.notebooks(assignment)}
+    problems, notes = [], []
+    extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
+                   and p.name not in expected and p.name != "timestamp.txt" and ".ipynb_checkpoints" not in p.parts)
+    if extra:
+        notes.append(f"extra files ignored: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else ""))
     for name in course.notebooks(assignment):
         path = folder / f"{name}.ipynb"
         if not path.exists():
             problems.append(f"{name}.ipynb is missing from the submission")
             continue
         try:
-            nbformat.validate(nbformat.read(path, as_version=4))
+            nb = nbformat.read(path, as_version=4)
+            nbformat.validate(nb)
         except Exception as e:  # JSON errors, schema errors: all mean "not a notebook"
             problems.append(f"{name}.ipynb is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
-    return problems
+            continue
+        release = nbformat.read(course.root / "release" / assignment / f"{name}.ipynb", as_version=4)
+        locked = {c.metadata["nbgrader"]["grade_id"]: c for c in release.cells
+                  if c.metadata.get("nbgrader", {}).get("locked")}
+        mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+        graded = [gid for gid, c in locked.items() if c.metadata["nbgrader"].get("grade")]
+        if graded and not any(gid in mine for gid in graded):
+            problems.append(f"{name}.ipynb does not belong to {assignment}: none of its graded cells are in it "
+                            "(a notebook of another assignment?)")
+            continue
+        for gid, cell in locked.items():
+            kind = "test cell" if cell.metadata["nbgrader"].get("grade") else "read-only cell"
+            if gid not in mine:
+                notes.append(f"{name}: {kind} {gid} was deleted" +
+                             (" (put back for grading)" if kind == "test cell" else ""))
+            elif compute_checksum(mine[gid]) != cell.metadata["nbgrader"].get("checksum"):
+                notes.append(f"{name}: {kind} {gid} was edited (the original was restored for grading)")
+    return problems, notes
 
 
 def fingerprint(course: Course, assignment: str, student: str) -> str:
@@ -332,7 +362,7 @@ def failure_reasons(course: Course, assignment: str, student: str) -> list[str]:
 def grade_one(course: Course, assignment: str, student: str, options: GradingOptions) -> StudentResult:
     """Grade one submission in this process (llmcourse.grading.worker calls it in a subprocess)."""
     stamp = fingerprint(course, assignment, student)
-    problems = precheck(course, assignment, student)
+    problems, notes = precheck(course, assignment, student)
     if problems:
         zero_grades(course, assignment, student)
         return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=problems,
@@ -345,42 +375,103 @@ def grade_one(course: Course, assignment: str, student: str, options: GradingOpt
         return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[str(e)],
                              fingerprint=stamp)
     result = read_scores(course, assignment, student)
-    result.messages += failure_reasons(course, assignment, student)
+    result.messages += notes + failure_reasons(course, assignment, student)
     result.fingerprint = stamp
     return result
 
 
+class _WorkerProcess:
+    """A long-lived ``llmcourse.grading.worker --serve`` process: it pays its imports once and grades
+    one student per request. A request past its deadline kills the whole process group (the worker and
+    its kernel) and the next request starts a fresh process."""
+
+    def __init__(self, env: dict, log: Path):
+        import subprocess
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "llmcourse.grading.worker", "--serve"],
+                                     env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(log, "ab"), text=True, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def grade(self, payload: str, deadline: float) -> tuple[dict | None, str]:
+        """(result, '') or (None, why)."""
+        import select
+        import time
+        try:
+            self.proc.stdin.write(payload + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None, "the grading process died before it started"
+        end = time.monotonic() + deadline
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                self.kill()
+                return None, f"grading took longer than {deadline:.0f} s and was stopped"
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait()
+                tail = [l for l in self.log.read_text(errors="replace").splitlines() if l.strip()][-1:]
+                return None, (f"the grader failed on this submission (exit code {self.proc.returncode})"
+                              + (f": {tail[0][:300]}" if tail else ""))
+            try:
+                return json.loads(line), ""
+            except ValueError:
+                continue  # not ours: stray output from a library
+
+    def kill(self) -> None:
+        import signal
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.alive():
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.kill()
+
+
+_LOCAL = threading.local()  # one worker process per grading thread (or per Dask worker thread)
+
+
 def run_worker(root: str, db_url: str | None, repo: str, assignment: str, student: str,
                options: dict, env: dict) -> dict:
-    """Grade one student in a fresh subprocess with a hard deadline; never raises.
+    """Grade one student in this thread's worker process, with a hard deadline; never raises.
 
     A module-level function of plain arguments, so a Dask worker can run it as well as a thread.
     """
-    import signal
-    import subprocess
     course = Course(Path(root), Path(repo), db_url)
     opts = GradingOptions(**options)
     payload = json.dumps({"root": root, "db_url": db_url, "repo": repo, "assignment": assignment,
                           "student": student, "options": options})
     deadline = opts.notebook_timeout * max(1, len(course.notebooks(assignment))) + 180
-    proc = subprocess.Popen([sys.executable, "-m", "llmcourse.grading.worker", payload], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        out, err = "", f"grading took longer than {deadline} s and was stopped"
-    try:
-        result = StudentResult(**json.loads(out.strip().splitlines()[-1]))
-    except (IndexError, ValueError, TypeError):
-        tail = [line for line in err.strip().splitlines() if line.strip()][-1:] or ["no output"]
-        reason = err if "longer than" in err else f"the grader failed on this submission (exit code {proc.returncode}): {tail[0][:300]}"
+    worker = getattr(_LOCAL, "worker", None)
+    if worker is None or not worker.alive():
+        worker = _LOCAL.worker = _WorkerProcess(env, course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log")
+    raw, why = worker.grade(payload, deadline)
+    if raw is not None:
+        result = StudentResult(**raw)
+    else:
         zero_grades(course, assignment, student)
-        result = StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[reason],
+        result = StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[why],
                                fingerprint=fingerprint(course, assignment, student))
     save_result(course, assignment, result)
     return dataclasses.asdict(result)
+
+
+def close_workers() -> None:
+    worker = getattr(_LOCAL, "worker", None)
+    if worker is not None:
+        worker.close()
+        _LOCAL.worker = None
 
 
 def autograde(course: Course, assignment: str, submissions: Path | None = None,
@@ -442,6 +533,8 @@ def _grade_all(students: list[str], args: tuple, opts: dict, env: dict, workers:
         futures = [pool.submit(run_worker, *args, s, opts, env) for s in students]
         for future in done(futures):
             yield future.result()
+        for future in [pool.submit(close_workers) for _ in range(workers)]:
+            future.result()
 
 
 def _max_score(course: Course, assignment: str) -> float:
