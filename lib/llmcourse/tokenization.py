@@ -152,20 +152,11 @@ def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
     """
     _check_ids(ids, "merge")
     _check_pair(pair, "merge")
-    newids = []
-    i = 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            newids.append(idx)
-            i += 2
-        else:
-            newids.append(ids[i])
-            i += 1
-    return newids
+    return _merge_word(ids, pair, idx)
 
 
 def _merge_word(word: list[int], pair: tuple[int, int], idx: int) -> list[int]:
-    # merge() without the input checks, for the trainer's inner loop (its words are always valid)
+    # merge() without the input checks, which the trainer's inner loop calls (its words are valid)
     a, b = pair
     out = []
     i, n = 0, len(word)
