@@ -1,7 +1,10 @@
 """Autograde throughput on N submissions of assignment 01 (default 40), three ways in one run:
 
   baseline  plain ``nbgrader autograde`` (stock configuration, one process, students in sequence)
-  ours      ``llmcourse autograde``: parallel workers (default: the cores), sandboxed kernels, trusted checks
+  ours      ``llmcourse autograde``: parallel workers (default: the cores), sandboxed kernels, trusted checks;
+            cells after the last graded cell are not run (they cannot change a grade)
+  all cells the same with ``--run-all-cells``: every cell run, as plain nbgrader does (the notebook ends
+            with an ungraded Shakespeare demo), so the parallelism alone is measured
   dask      ``llmcourse autograde --dask``: a Dask LocalCluster with 2 worker processes
 
 Prints seconds, submissions per minute and the speed-up over the baseline. The issue's aim: ours at
@@ -75,6 +78,8 @@ def main() -> int:
         times = {
             "plain nbgrader autograde (sequential)": plain_nbgrader(work, subs, env),
             f"llmcourse autograde ({os.cpu_count()} workers)": ours(work, subs, env, "ours", []),
+            f"llmcourse autograde --run-all-cells ({os.cpu_count()} workers)": ours(work, subs, env, "all",
+                                                                                    ["--run-all-cells"]),
             "llmcourse autograde --dask (LocalCluster, 2 workers)": ours(work, subs, env, "dask",
                                                                           ["--dask", "--workers", "2"]),
         }

@@ -125,3 +125,49 @@ def test_regrading_skips_what_is_done(graded):
     assert "skipped" in out.stdout
     report = json.loads((graded["course"] / "reports" / f"{A}.json").read_text())
     assert report[0]["score"] == FULL
+
+
+def _last_code_cell(course, student):
+    import nbformat
+    nb = nbformat.read(course / "autograded" / student / A / f"{NB}.ipynb", as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code"][-1]
+
+
+def test_cells_after_the_last_graded_cell_are_not_run_unless_asked(graded):
+    course = graded["course"]
+    demo = _last_code_cell(course, "alice_solution")   # the ungraded Shakespeare demo
+    assert demo.execution_count is None
+    assert "not run while grading" in demo.outputs[0]["text"]
+    run_cli("autograde", A, "--student", "alice_solution", "--force", "--run-all-cells", course_dir=course)
+    demo = _last_code_cell(course, "alice_solution")
+    assert demo.execution_count is not None
+    assert any("first merges" in o.get("text", "") for o in demo.outputs)  # the demo ran
+    report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert report["alice_solution"]["score"] == FULL
+
+
+def test_autograde_regenerates_only_when_the_source_changed(tmp_path):
+    """A grading run regenerates the assignment (seconds) only when solutions/ or the gradebook changed."""
+    import shutil
+
+    import nbformat
+    from llmcourse.grading import pipeline
+
+    repo = tmp_path / "repo"
+    shutil.copytree(pipeline.REPO / "solutions" / A, repo / "solutions" / A)
+    course = pipeline.Course.open(tmp_path / "course", repo=repo)
+    release = course.root / "release" / A / f"{NB}.ipynb"
+    pipeline.ensure_generated(course, A)
+    first = release.stat().st_mtime_ns
+    pipeline.ensure_generated(course, A)
+    assert release.stat().st_mtime_ns == first             # unchanged source: not regenerated
+    source = repo / "solutions" / A / f"{NB}.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[0].source += "\n\nA new sentence."
+    nbformat.write(nb, source)
+    pipeline.ensure_generated(course, A)
+    assert "A new sentence." in release.read_text()        # changed source: regenerated
+    (course.root / "gradebook.db").unlink()
+    second = release.stat().st_mtime_ns
+    pipeline.ensure_generated(course, A)
+    assert release.stat().st_mtime_ns != second            # gradebook lost: regenerated

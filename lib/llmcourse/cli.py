@@ -54,7 +54,7 @@ def cmd_autograde(args) -> int:
     options = pipeline.GradingOptions(
         workers=args.workers, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
         memory_mb=args.memory_mb, output_limit=args.output_limit, force=args.force,
-        sandbox=False if args.no_sandbox else None)
+        sandbox=False if args.no_sandbox else None, run_all_cells=args.run_all_cells)
     if not args.no_sandbox and not pipeline.sandbox_available():
         print("warning: user namespaces are unavailable here, so student kernels run without the sandbox "
               "(the answer key cannot be imported, but files on disk are not hidden)", file=sys.stderr)
@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="memory cap of a student's kernel")
     p.add_argument("--output-limit", type=int, default=defaults.output_limit, help="bytes of output kept per notebook")
     p.add_argument("--no-sandbox", action="store_true", help="do not isolate kernels in namespaces (not recommended)")
+    p.add_argument("--run-all-cells", action="store_true",
+                   help="also run the cells after the last graded cell (they cannot change a grade; off by default)")
     p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="grade on Dask: a LocalCluster, or the scheduler at ADDRESS (e.g. tcp://host:8786)")
     p.set_defaults(func=cmd_autograde)

@@ -101,6 +101,7 @@ class GradingOptions:
     output_limit: int = 1_000_000     # bytes of ordinary output kept per notebook
     sandbox: bool | None = None       # None: use the namespace sandbox when this machine supports it
     force: bool = False               # regrade students whose result is already recorded
+    run_all_cells: bool = False       # also run cells after the last graded one (they cannot change a grade)
 
 
 def sandbox_available() -> bool:
@@ -165,6 +166,7 @@ def nbgrader_config(course: Course, options: GradingOptions | None = None):
     config.GradingExecute.timeout = options.cell_timeout
     config.GradingExecute.notebook_timeout = options.notebook_timeout
     config.GradingExecute.output_limit = options.output_limit
+    config.GradingExecute.run_trailing_cells = options.run_all_cells
     return config
 
 
@@ -198,12 +200,45 @@ def generate(course: Course, assignment: str, update_repo: bool = True) -> Path:
     api = _api(course, assignment)
     _run(api.generate_assignment(assignment, force=True, create=True), f"generating {assignment}")
     release = course.root / "release" / assignment
+    stamp_file = course.root / ".llmcourse" / "generated" / f"{assignment}.sha256"
+    stamp_file.parent.mkdir(parents=True, exist_ok=True)
+    stamp_file.write_text(_source_stamp(course, assignment))
     if update_repo:
         target = course.repo / "assignments" / assignment
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(release, target)
     return release
+
+
+def _source_stamp(course: Course, assignment: str) -> str:
+    """sha256 of the assignment's solution files and the gradebook URL they were generated into."""
+    digest = hashlib.sha256(course.gradebook_url.encode() + b"\0")
+    folder = course.solutions / assignment
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts
+                       and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def ensure_generated(course: Course, assignment: str) -> None:
+    """Generate the assignment unless this course already holds a release of the same source files
+    (regenerating costs seconds per grading run and changes nothing)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    stamp_file = course.root / ".llmcourse" / "generated" / f"{assignment}.sha256"
+    stamp = _source_stamp(course, assignment)
+    release = course.root / "release" / assignment
+    up_to_date = (stamp_file.exists() and stamp_file.read_text() == stamp
+                  and all((release / f"{nb}.ipynb").exists() for nb in course.notebooks(assignment)))
+    if up_to_date:
+        _prepare_environment(course, assignment)  # the gradebook shells out to alembic
+        try:
+            with Gradebook(course.gradebook_url) as gb:
+                gb.find_assignment(assignment)
+        except MissingEntry:
+            up_to_date = False
+    if not up_to_date:
+        generate(course, assignment, update_repo=False)
 
 
 # --------------------------------------------------------------------------- autograde
@@ -440,6 +475,7 @@ class _WorkerProcess:
 
 
 _LOCAL = threading.local()  # one worker process per grading thread (or per Dask worker thread)
+_STARTED: list[_WorkerProcess] = []  # every worker process this process started, to close them at the end
 
 
 def run_worker(root: str, db_url: str | None, repo: str, assignment: str, student: str,
@@ -456,6 +492,7 @@ def run_worker(root: str, db_url: str | None, repo: str, assignment: str, studen
     worker = getattr(_LOCAL, "worker", None)
     if worker is None or not worker.alive():
         worker = _LOCAL.worker = _WorkerProcess(env, course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log")
+        _STARTED.append(worker)
     raw, why = worker.grade(payload, deadline)
     if raw is not None:
         result = StudentResult(**raw)
@@ -468,10 +505,9 @@ def run_worker(root: str, db_url: str | None, repo: str, assignment: str, studen
 
 
 def close_workers() -> None:
-    worker = getattr(_LOCAL, "worker", None)
-    if worker is not None:
-        worker.close()
-        _LOCAL.worker = None
+    """Close every worker process this process started (their threads may be gone already)."""
+    while _STARTED:
+        _STARTED.pop().close()
 
 
 def autograde(course: Course, assignment: str, submissions: Path | None = None,
@@ -486,7 +522,7 @@ def autograde(course: Course, assignment: str, submissions: Path | None = None,
     course.check_assignment(assignment)
     if submissions is not None:
         import_submissions(course, assignment, submissions)
-    generate(course, assignment, update_repo=False)  # the gradebook needs the source notebooks
+    ensure_generated(course, assignment)  # the gradebook needs the source notebooks
     _prepare_environment(course, assignment, options)
     submitted = course.root / "submitted"
     everyone = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir()) if submitted.exists() else []
@@ -519,7 +555,9 @@ def _grade_all(students: list[str], args: tuple, opts: dict, env: dict, workers:
         return
     if dask:
         from distributed import Client, LocalCluster, as_completed
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        # Each task grades in its own worker subprocess (llmcourse.grading.worker) anyway, so the local
+        # cluster's Dask workers can be threads: worker processes would only add start-up time.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
                                dashboard_address=None) if dask == "local" else None
         with Client(cluster if cluster else dask) as client:
             futures = [client.submit(run_worker, *args, s, opts, env, pure=False) for s in students]
@@ -527,14 +565,14 @@ def _grade_all(students: list[str], args: tuple, opts: dict, env: dict, workers:
                 yield future.result()
         if cluster:
             cluster.close()
+            close_workers()  # a LocalCluster's workers are threads of this process
         return
     from concurrent.futures import ThreadPoolExecutor, as_completed as done
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(run_worker, *args, s, opts, env) for s in students]
         for future in done(futures):
             yield future.result()
-        for future in [pool.submit(close_workers) for _ in range(workers)]:
-            future.result()
+    close_workers()
 
 
 def _max_score(course: Course, assignment: str) -> float:
@@ -618,7 +656,8 @@ def validate(notebook: str | os.PathLike, timeout: int = 120) -> list[PartResult
         nbformat.validate(nb)
     except Exception as e:
         raise PipelineError(f"{path} is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
-    executor = GradingExecute(timeout=timeout, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"))
+    executor = GradingExecute(timeout=timeout, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
+                              run_trailing_cells=True)  # students see their whole notebook run
     executor.preprocess(nb, {"metadata": {"path": str(path.parent.resolve())}})
     parts = []
     for cell in nb.cells:

@@ -44,13 +44,19 @@ class GradingExecute(Execute):
 
     - after the kernel dies, every later cell is marked as not run (nbgrader #427);
     - a whole-notebook time limit on top of the per-cell one;
-    - an output budget: past it, outputs are dropped (a 1 GB print must not reach the gradebook).
+    - an output budget: past it, outputs are dropped (a 1 GB print must not reach the gradebook);
+    - code cells after the last graded or solution cell are not run: they cannot change a grade, and
+      feedback never shows a student's own outputs (SanitizeFeedback). Demos at the end of a
+      notebook (training a tokenizer on Shakespeare, plots) would otherwise cost every student seconds.
     """
 
     notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
     output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
+    run_trailing_cells = Bool(False, help="Also run the cells after the last graded or solution cell.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
+        self._last_needed = len(nb.cells) if self.run_trailing_cells else max(
+            [i for i, c in enumerate(nb.cells) if utils.is_grade(c) or utils.is_solution(c)], default=len(nb.cells))
         self._kernel_dead = False
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = 0
@@ -67,6 +73,10 @@ class GradingExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
+            return cell, resources
+        if index > self._last_needed:
+            cell.execution_count = None
+            cell.outputs = [_stream("[not run while grading: cells after the last graded cell cannot change a grade]\n")]
             return cell, resources
         if self._kernel_dead:
             cell.outputs = [_error("NotRun", ["not run: the kernel died or hung in an earlier cell"])]
@@ -181,6 +191,8 @@ class TrustedChecks(NbGraderPreprocessor):
             return cell, resources
         limits = [o.get("ename") for o in cell.get("outputs", [])
                   if o.get("output_type") == "error" and o.get("ename") in LIMIT_ERRORS]
+        # a timeout interrupts the kernel: name the timeout, not the KeyboardInterrupt it caused
+        limits.sort(key=lambda ename: ename == "KeyboardInterrupt")
         passed, lines = judge_cell(cell, self.seed)
         text = "\n".join(lines) + "\n"
         # keep a limit's name (timeout, dead kernel...) as the error name: the report shows it
