@@ -12,7 +12,7 @@ export IPYTHONDIR          := $(CURDIR)/.ipython
 export MPLBACKEND          ?= Agg
 LAB_FLAGS ?= --ip=127.0.0.1
 
-.PHONY: setup setup-browser start lab generate test bench clean
+.PHONY: setup setup-system start lab generate test bench clean
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,14 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Headless Chromium (Debian's package) for the bertviz browser tests.
-setup-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+# Debian packages the tests drive for real: headless Chromium (bertviz drawing) and a PostgreSQL
+# server (the gradebook of a big course; the tests start their own throw-away instance).
+setup-system:
+	@missing=; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
 
 generate: setup
 	$(BIN)/llmcourse generate
@@ -37,7 +40,7 @@ start: generate lab
 lab: setup
 	$(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)
 
-test: setup setup-browser
+test: setup setup-system
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup

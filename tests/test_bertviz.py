@@ -77,7 +77,7 @@ def chromium() -> str:
     path = shutil.which(CHROMIUM)
     if path is None:
         pytest.fail(f"headless Chromium not found at {CHROMIUM}: the browser tests need it. Run the set-up "
-                    "first: `make setup-browser` (it installs Debian's `chromium` with apt), or point "
+                    "first: `make setup-system` (it installs Debian's `chromium` with apt), or point "
                     "LLMCOURSE_CHROMIUM at a Chromium binary.", pytrace=False)
     return path
 

@@ -1,17 +1,23 @@
 """Class-scale grading: an interrupted batch resumes to exactly the grades of a clean run; grading on a
 real Dask cluster (a scheduler and two worker processes on loopback) with the gradebook at another
-SQLAlchemy URL; LMS zip collection and the integrity report through the CLI."""
+SQLAlchemy URL; the gradebook on a real PostgreSQL server; LMS zip collection and the integrity report
+through the CLI."""
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +142,60 @@ def test_grading_on_a_dask_cluster_with_another_database(tmp_path, dask_cluster)
     rows = sqlite3.connect(db).execute(
         "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
         "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
+    assert {s: float(v) for s, v in rows} == expected
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL server (Debian's package, installed by `make test`) on a Unix socket only.
+
+    Yields an SQLAlchemy URL. Run as the `postgres` system user when we are root (the server refuses root).
+    """
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
+    assert found[-1], "PostgreSQL is not installed: `make setup-system` (part of `make test`) installs Debian's postgresql"
+    bindir = Path(found[-1]).parent
+    home = Path(tempfile.mkdtemp(prefix="llmcourse-pg-"))  # not under pytest's root-only tmp dir
+    as_server = []
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        as_server = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:  # a free port number names the socket file
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = home / "data"
+
+    def pg(*cmd):
+        subprocess.run([*as_server, *map(str, cmd)], check=True, capture_output=True, timeout=120)
+
+    pg(bindir / "initdb", "-D", data, "--auth=trust", "-U", "grader", "--no-sync")
+    pg(bindir / "pg_ctl", "-D", data, "-l", home / "server.log", "-w", "-o",
+       f"-k {home} -p {port} -c listen_addresses=''", "start")
+    try:
+        pg(bindir / "createdb", "-h", home, "-p", port, "-U", "grader", "gradebook")
+        yield f"postgresql+psycopg://grader@/gradebook?host={home}&port={port}"
+    finally:
+        pg(bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_gradebook_on_a_postgresql_server(tmp_path, postgres):
+    """The "big course" set-up: parallel workers writing to a real database server, then a rerun."""
+    import psycopg
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    expected = make_class(subs, 2, 1, 1)
+    run_cli("--db", postgres, "autograde", A, "--submissions", str(subs), "--workers", "2", course_dir=course)
+    again = run_cli("--db", postgres, "autograde", A, course_dir=course)
+    assert again.stdout.count(" skipped ") == len(expected)
+    assert not (course / "gradebook.db").exists()  # everything went to the server
+    out = tmp_path / "grades.csv"
+    run_cli("--db", postgres, "export", "--out", str(out), course_dir=course)
+    assert {r["student_id"]: float(r["score"]) for r in csv.DictReader(out.open())} == expected
+    # read the server directly, not through nbgrader
+    conninfo = postgres.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
     assert {s: float(v) for s, v in rows} == expected
 
 
