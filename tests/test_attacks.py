@@ -162,15 +162,15 @@ TAMPER_TEST_CELLS = {
     "edit_test_cell": ("test_decode", {"test_decode": "check = lambda *a, **k: None  # rewritten by the student"}, ()),
     "delete_test_cell": ("test_decode", {}, ("test_decode",)),
 }
-# Faults that stop the kernel: every later part fails too, since it never ran.
-STOPS_KERNEL = {"kill_kernel", "hang_ignoring_interrupt"}
+# Faults that break a limit stop the notebook: every later part fails too, since it never ran.
+STOPS_NOTEBOOK = {"kill_kernel", "hang_ignoring_interrupt", "infinite_loop", "memory_bomb", "output_flood"}
 REASON = {"kill_kernel": "KernelDied", "hang_ignoring_interrupt": "CellTimeoutError",
           "infinite_loop": "CellTimeoutError", "memory_bomb": "MemoryError", "output_flood": "OutputLimit"}
 
 
 def expected_parts(attack: str, target: str) -> dict[str, float]:
     lost = {target} | USES.get(target, set())
-    if attack in STOPS_KERNEL:
+    if attack in STOPS_NOTEBOOK:
         lost |= set(ORDER[ORDER.index(target):])
     return {k: (0.0 if k in lost else float(v)) for k, v in POINTS.items()}
 
@@ -229,7 +229,9 @@ def test_output_flood_is_cut_and_named(batch):
     assert any("OutputLimit" in m for m in row["messages"]), row["messages"]
     autograded = batch["course"] / "autograded" / "output_flood" / A / f"{NB}.ipynb"
     assert autograded.stat().st_size < 5_000_000  # the gigabyte never reached the graded notebook
-    assert row["score"] == FULL  # the code itself is right: a flood is cut, not punished twice
+    # the flood comes from the decode cell: the notebook stops there, so decode's and encode's tests fail
+    assert parts(row) == expected_parts("output_flood", "test_decode")
+    assert any("NotRun" in m and "printed more output" in m for m in row["messages"]), row["messages"]
 
 
 def test_gradebook_and_other_students_are_untouched(batch):

@@ -40,11 +40,15 @@ def _stream(text: str) -> NotebookNode:
 
 
 class GradingExecute(Execute):
-    """nbgrader's Execute, plus limits that fail what did not run, never pass it:
+    """nbgrader's Execute, plus limits that fail what did not run, never pass it.
 
-    - after the kernel dies, every later cell is marked as not run (nbgrader #427);
+    A notebook stops at the first cell that breaks a limit: the kernel died (it exited, crashed or
+    was killed), the cell outlived its time limit, hit the memory cap (MemoryError) or printed past
+    the output budget. That cell and every later one fail with the reason; nothing after it runs, so
+    nothing after it can pass (nbgrader #427 turned unrun cells into passes). Also:
+
     - a whole-notebook time limit on top of the per-cell one;
-    - an output budget: past it, outputs are dropped (a 1 GB print must not reach the gradebook);
+    - past the output budget, outputs are dropped (a 1 GB print must not reach the gradebook);
     - code cells after the last graded or solution cell are not run: they cannot change a grade, and
       feedback never shows a student's own outputs (SanitizeFeedback). Demos at the end of a
       notebook (training a tokenizer on Shakespeare, plots) would otherwise cost every student seconds.
@@ -54,10 +58,15 @@ class GradingExecute(Execute):
     output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
     run_trailing_cells = Bool(False, help="Also run the cells after the last graded or solution cell.").tag(config=True)
 
+    # error name in a cell's outputs -> why the notebook stopped there
+    BREACHES = {"CellTimeoutError": "an earlier cell did not finish within its time limit",
+                "MemoryError": "an earlier cell ran out of memory (the grader caps it)",
+                "OutputLimit": "an earlier cell printed more output than the grader allows"}
+
     def preprocess(self, nb, resources=None, km=None):
         self._last_needed = len(nb.cells) if self.run_trailing_cells else max(
             [i for i, c in enumerate(nb.cells) if utils.is_grade(c) or utils.is_solution(c)], default=len(nb.cells))
-        self._kernel_dead = False
+        self._stopped = ""  # why the notebook stopped, once it did
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = 0
         try:
@@ -78,25 +87,28 @@ class GradingExecute(Execute):
             cell.execution_count = None
             cell.outputs = [_stream("[not run while grading: cells after the last graded cell cannot change a grade]\n")]
             return cell, resources
-        if self._kernel_dead:
-            cell.outputs = [_error("NotRun", ["not run: the kernel died or hung in an earlier cell"])]
-            return cell, resources
-        if time.monotonic() >= self._deadline:
-            cell.outputs = [_error("NotRun", [f"not run: the notebook used up its {self.notebook_timeout} s time limit"])]
+        if not self._stopped and time.monotonic() >= self._deadline:
+            self._stopped = f"the notebook used up its {self.notebook_timeout} s time limit"
+        if self._stopped:
+            cell.outputs = [_error("NotRun", [f"not run: {self._stopped}"])]
             return cell, resources
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._kernel_dead = True
+            self._stopped = "the kernel died in an earlier cell"
             cell.outputs.append(_error("KernelDied", [
                 "the kernel died while running this cell (it exited, crashed or ran out of memory)"]))
             return cell, resources
         except CellTimeoutError:
-            # the kernel ignored the interrupt: nothing after this cell can be trusted to run
-            self._kernel_dead = True
+            self._stopped = "an earlier cell did not finish within its time limit and ignored the interrupt"
             cell.outputs.append(_error("CellTimeoutError", [
                 "the cell did not finish within its time limit and ignored the interrupt"]))
             return cell, resources
+        for out in cell.outputs:
+            if out.get("output_type") == "error" and out.get("ename") in self.BREACHES:
+                self._stopped = self.BREACHES[out["ename"]]
+                break
+        return cell, resources
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
