@@ -57,22 +57,44 @@ def hidden_source_lines(nb) -> list[str]:
     return lines
 
 
-def hidden_inputs(nb) -> list[str]:
-    """Text that would betray a hidden input: long strings, long id lists, leading tensor values."""
-    found = []
+def hidden_cases(nb, seed: int) -> list:
+    """The hidden cases the grader really used: the spec's cases under the course's secret seed."""
     names = {name for c in nb.cells if c.cell_type == "code" for name, hidden in expected_checks(c.source) if hidden}
-    for name in names:
-        for case in get_spec(name).cases(True, 0):
-            for arg in list(case.args) + list(case.kwargs.values()):
-                if isinstance(arg, str) and len(arg) >= 8:
-                    found.append(arg[:40])
-                elif isinstance(arg, list) and len(arg) >= 6 and all(isinstance(x, int) for x in arg):
-                    found.append(repr(arg)[:40])
-                elif isinstance(arg, torch.Tensor) and arg.numel() >= 4 and arg.is_floating_point():
-                    v = arg.flatten()[:2].tolist()
-                    if all(0.01 < abs(x) < 1e6 for x in v):  # as torch would print them
-                        found.append(f"{v[0]:.4f}, {v[1]:.4f}")
+    return [case for name in sorted(names) for case in get_spec(name).cases(True, seed)]
+
+
+def hidden_texts(cases) -> list[str]:
+    """Text that would betray a hidden input: long strings, long id lists."""
+    found = []
+    for case in cases:
+        for arg in list(case.args) + list(case.kwargs.values()):
+            if isinstance(arg, str) and len(arg) >= 8:
+                found.append(arg[:40])
+            elif isinstance(arg, list) and len(arg) >= 6 and all(isinstance(x, int) for x in arg):
+                found.append(repr(arg)[:40])
     return found
+
+
+NUMBER = re.compile(r"-?\d+\.(\d+)(?:e[-+]?\d+)?")
+
+
+def leaked_tensor_values(text: str, cases) -> list[tuple]:
+    """Three consecutive numbers in the text that equal three consecutive values of a hidden float tensor,
+    at the precision they were printed with (4 decimals or more: torch prints 4 by default). Any
+    printing format is caught, not only torch's repr."""
+    printed = [(float(m.group(0)), len(m.group(1))) for m in NUMBER.finditer(text)]
+    hidden = [arg.detach().flatten().double().tolist() for case in cases
+              for arg in list(case.args) + list(case.kwargs.values())
+              if isinstance(arg, torch.Tensor) and arg.is_floating_point() and arg.numel() >= 3]
+    leaks = []
+    for digits in sorted({d for _, d in printed if d >= 4}):
+        triples = {tuple(round(v, digits) for v in values[i:i + 3])
+                   for values in hidden for i in range(len(values) - 2)}
+        for i in range(len(printed) - 2):
+            window = printed[i:i + 3]
+            if all(d == digits for _, d in window) and tuple(round(v, digits) for v, _ in window) in triples:
+                leaks.append(tuple(v for v, _ in window))
+    return leaks
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
@@ -146,5 +168,18 @@ def test_feedback_for_failing_hidden_tests_leaks_nothing(graded):
             assert "BEGIN HIDDEN" not in text
             for line in hidden_source_lines(source):           # ... but not how it was tested
                 assert line not in text, line
-            for secret in hidden_inputs(source):                # ... nor on what
+            cases = hidden_cases(source, int((course / ".grading_seed").read_text()))
+            for secret in hidden_texts(cases):                  # ... nor on what
                 assert secret not in text, secret
+            assert not leaked_tensor_values(text, cases)
+
+
+def test_the_tensor_leak_detector_finds_a_printed_hidden_tensor(graded):
+    """The check above can fail: a hidden tensor printed the way torch prints it is found."""
+    for nb_name, (source, _, _) in graded["plan"].items():
+        cases = hidden_cases(source, int((graded["course"] / ".grading_seed").read_text()))
+        tensors = [a for c in cases for a in list(c.args) + list(c.kwargs.values())
+                   if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel() >= 3]
+        if tensors:
+            assert leaked_tensor_values(f"got {tensors[-1]!r} here", cases)
+            assert not leaked_tensor_values(f"got {torch.randn(4, 5, generator=torch.Generator().manual_seed(1))!r} here", cases)
