@@ -2,11 +2,15 @@
 
 It differs from a normal ``python3`` kernel in what the student's code can reach:
 
-1. **Answer key unavailable.** The assignment's reference modules (``LLMCOURSE_BLOCKED_MODULES``,
+What to block and hide depends on the assignment: the kernel reads the policy the pipeline wrote for
+it (``<course>/.llmcourse/kernel/<assignment>.json``, the assignment being the name of the folder
+nbgrader runs the notebook in) before any student code runs; see :func:`load_policy`.
+
+1. **Answer key unavailable.** The assignment's reference modules (the policy's ``blocked``,
    e.g. ``llmcourse.tokenization``) cannot be imported, so wrapping the reference earns nothing.
 2. **Sandbox** (``LLMCOURSE_SANDBOX=1``, Linux): the kernel starts inside its own user and mount
    namespaces (``unshare -Urm``, no privileges needed). There it hides paths
-   (``LLMCOURSE_HIDE``: the reference source files, solutions, tests, git history, the whole course
+   (the policy's ``hide``: the reference source files, solutions, tests, git history, the whole course
    directory with the gradebook and other students' work), makes the file system read-only except
    its own working copy and a private /tmp, then drops every capability, so it cannot undo any of it.
    Reading the reference source from disk, writing into the gradebook or into another student's
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.abc
+import json
 import os
 import resource
 import signal
@@ -55,6 +60,26 @@ def install_blocker(blocked: list[str]) -> None:
     sys.meta_path.insert(0, AnswerKeyBlocker(blocked))
 
 
+def load_policy() -> dict:
+    """{"blocked": [module, ...], "hide": [path, ...]} for the assignment in the working directory.
+
+    A notebook outside every known assignment gets ``_any`` (everything blocked and hidden); no policy
+    at all stops the kernel: it must never run student code unguarded.
+    """
+    root = os.environ.get("LLMCOURSE_COURSE_ROOT", "")
+    folder = os.path.join(root, ".llmcourse", "kernel")
+    path = os.path.join(folder, os.path.basename(os.getcwd()) + ".json")
+    if not os.path.isfile(path):
+        path = os.path.join(folder, "_any.json")
+    try:
+        with open(path) as f:
+            policy = json.load(f)
+        return {"blocked": list(policy["blocked"]), "hide": list(policy["hide"])}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"llmcourse grading kernel: no grading policy at {path} ({e}); "
+                         "grade through `llmcourse autograde`, which writes it")
+
+
 # --------------------------------------------------------------------------- stage 1: the sandbox
 
 def _mount(*args: str) -> None:
@@ -77,7 +102,7 @@ def _connection_file(argv: list[str]) -> int:
     return argv.index("-f") + 1
 
 
-def enter_sandbox(argv: list[str]) -> None:
+def enter_sandbox(argv: list[str], policy: dict) -> None:
     """Runs as root of a fresh user+mount namespace; ends by exec'ing stage 2 without privileges."""
     work = os.getcwd()
     i = _connection_file(argv)
@@ -88,7 +113,7 @@ def enter_sandbox(argv: list[str]) -> None:
     os.makedirs(f"{stage}/work")
     os.makedirs(f"{stage}/tmp")
     _mount("--bind", work, f"{stage}/work")
-    for path in filter(None, os.environ.get("LLMCOURSE_HIDE", "").split(os.pathsep)):
+    for path in filter(None, policy["hide"]):
         if os.path.isdir(path):
             _mount("-t", "tmpfs", "-o", "size=1m,mode=0555", "tmpfs", path)
         elif os.path.exists(path):
@@ -100,7 +125,8 @@ def enter_sandbox(argv: list[str]) -> None:
         f.write(connection)
     os.chdir(f"{stage}/work")
     env = dict(os.environ, TMPDIR=f"{stage}/tmp", IPYTHONDIR=f"{stage}/tmp/ipython",
-               MPLCONFIGDIR=f"{stage}/tmp/matplotlib", LLMCOURSE_SANDBOX="entered")
+               MPLCONFIGDIR=f"{stage}/tmp/matplotlib", LLMCOURSE_SANDBOX="entered",
+               LLMCOURSE_BLOCKED_MODULES=",".join(policy["blocked"]))  # the policy file is hidden now
     os.execvpe("setpriv", ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all",
                            "--no-new-privs", "--", sys.executable, "-m", "llmcourse.grading.kernel", *argv], env)
 
@@ -125,10 +151,15 @@ def apply_limits() -> None:
 
 def main() -> None:
     argv = sys.argv[1:]
-    if os.environ.get("LLMCOURSE_SANDBOX") == "1":
-        enter_sandbox(argv)  # does not return
+    if os.environ.get("LLMCOURSE_SANDBOX") == "entered":  # stage 2: stage 1 passed the policy on
+        blocked = os.environ.get("LLMCOURSE_BLOCKED_MODULES", "").split(",")
+    else:
+        policy = load_policy()
+        if os.environ.get("LLMCOURSE_SANDBOX") == "1":
+            enter_sandbox(argv, policy)  # does not return
+        blocked = policy["blocked"]
     apply_limits()
-    install_blocker(os.environ.get("LLMCOURSE_BLOCKED_MODULES", "").split(","))
+    install_blocker(blocked)
     from ipykernel.kernelapp import IPKernelApp
     app = IPKernelApp.instance()
     app.initialize(argv)

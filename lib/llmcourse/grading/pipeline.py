@@ -126,6 +126,30 @@ def hidden_paths(course: Course, assignment: str) -> list[str]:
     return [str(p) for p in paths if p.exists()]
 
 
+def write_kernel_policies(course: Course, sandbox: bool) -> Path:
+    """One grading policy per assignment (answer-key modules to block, paths to hide), read by the
+    grading kernel before any student code runs (llmcourse.grading.kernel.load_policy). ``_any`` is
+    the union, for a notebook outside every known assignment: when in doubt, block and hide it all.
+    One kernelspec thus serves every assignment, so nbgrader's own tools (formgrader) can use it."""
+    folder = course.root / ".llmcourse" / "kernel"
+    folder.mkdir(parents=True, exist_ok=True)
+    union: dict[str, set] = {"blocked": set(), "hide": set()}
+    for assignment in course.assignments():
+        policy = {"blocked": course.blocked_modules(assignment),
+                  "hide": hidden_paths(course, assignment) if sandbox else []}
+        for key in union:
+            union[key].update(policy[key])
+        _write_json(folder / f"{assignment}.json", policy)
+    _write_json(folder / "_any.json", {key: sorted(values) for key, values in union.items()})
+    return folder
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)  # a kernel starting meanwhile reads the old or the new file, never half of one
+
+
 def _prepare_environment(course: Course, assignment: str | None, options: GradingOptions | None = None) -> None:
     """nbgrader's gradebook shells out to alembic, and our kernelspec must be findable."""
     options = options or GradingOptions()
@@ -136,11 +160,11 @@ def _prepare_environment(course: Course, assignment: str | None, options: Gradin
     spec_dir = kernels / "kernels" / GRADING_KERNEL
     spec_dir.mkdir(parents=True, exist_ok=True)
     sandbox = sandbox_available() if options.sandbox is None else options.sandbox
+    write_kernel_policies(course, sandbox)
     env = {"LLMCOURSE_GRADING": "1", "LLMCOURSE_GRADING_SEED": str(course.seed()),
-           "LLMCOURSE_BLOCKED_MODULES": ",".join(course.blocked_modules(assignment) if assignment else []),
+           "LLMCOURSE_COURSE_ROOT": str(course.root),
            "LLMCOURSE_MEMORY_LIMIT_MB": str(options.memory_mb), "LLMCOURSE_SANDBOX": "1" if sandbox else "0",
            "LLMCOURSE_OUTPUT_LIMIT": str(options.output_limit + 1000),
-           "LLMCOURSE_HIDE": os.pathsep.join(hidden_paths(course, assignment) if assignment and sandbox else []),
            "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
     argv = [sys.executable, "-m", "llmcourse.grading.kernel", "-f", "{connection_file}"]
     if sandbox:
@@ -168,6 +192,20 @@ def nbgrader_config(course: Course, options: GradingOptions | None = None):
     config.GradingExecute.output_limit = options.output_limit
     config.GradingExecute.run_trailing_cells = options.run_all_cells
     return config
+
+
+_TOOLS_READY: set[str] = set()
+
+
+def tool_config(course: Course | None = None):
+    """The Config that nbgrader's own tools (formgrader, the ``nbgrader`` command) load from the
+    repository's root ``nbgrader_config.py``: the same course directory, gradebook, preprocessors,
+    sandboxed grading kernel and secret seed as ``llmcourse``, so a grade never depends on the tool."""
+    course = course or Course.open()
+    if str(course.root) not in _TOOLS_READY:  # formgrader reloads its config on every page
+        _prepare_environment(course, None)
+        _TOOLS_READY.add(str(course.root))
+    return nbgrader_config(course)
 
 
 def _api(course: Course, assignment: str | None = None, options: GradingOptions | None = None,

@@ -1,0 +1,100 @@
+"""nbgrader's own tools on our course. The `nbgrader` command and the formgrader (in a real Jupyter
+server) read the repository's root nbgrader_config.py and must grade exactly as `llmcourse autograde`
+does: the sandboxed grading kernel, the answer key blocked, checks decided in the grader process.
+Expected scores come from the assignment's point table."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, make_submission, run_cli, solution_code
+
+A, NB = "01_tokenization", "tokenization"
+FULL, DECODE, ENCODE = 12.0, 2.0, 3.0
+CHANGES = {
+    "solution": {},
+    "wrong_decode": {"decode": "def decode(ids, vocab):\n    return ''\n"},
+    "import_reference": {"encode": "from llmcourse.tokenization import encode\n"},  # the answer key: blocked
+}
+EXPECTED = {"solution": FULL, "wrong_decode": FULL - DECODE, "import_reference": FULL - ENCODE}
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A course directory inside the folder a Jupyter server will serve (formgrader requires that)."""
+    served = tmp_path_factory.mktemp("served")
+    course = served / "course"
+    run_cli("generate", A, "--no-update-repo", course_dir=course)
+    good = solution_code(A, NB)
+    for student, changes in CHANGES.items():
+        make_submission(course / "submitted", student, A, NB, {**good, **changes})
+    return course
+
+
+def tool_env(course: Path) -> dict:
+    return dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+
+
+def gradebook_scores(course: Path) -> dict[str, float]:
+    rows = sqlite3.connect(course / "gradebook.db").execute(
+        "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+        "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
+    return {student: float(score) for student, score in rows}
+
+
+def test_the_nbgrader_command_grades_like_llmcourse(course):
+    proc = subprocess.run([str(BIN / "nbgrader"), "autograde", A, "--force"], cwd=REPO, env=tool_env(course),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert gradebook_scores(course) == EXPECTED
+    graded = (course / "autograded" / "import_reference" / A / f"{NB}.ipynb").read_text()
+    assert "is the reference solution for this assignment and is not available while grading" in graded
+
+
+def test_the_formgrader_grades_like_llmcourse(course, tmp_path):
+    """Autograde one submission through formgrader's REST API, as its "autograde" button does."""
+    good = solution_code(A, NB)
+    make_submission(course / "submitted", "eve_formgrader", A, NB, {**good, **CHANGES["import_reference"]})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "llmcourse-test-token"
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen([str(BIN / "jupyter"), "server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+                               f"--ServerApp.token={token}", f"--ServerApp.root_dir={course.parent}"],
+                              cwd=REPO, env=tool_env(course), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, method: str = "GET", timeout: float = 600) -> dict:
+        request = urllib.request.Request(base + path, method=method, data=b"" if method == "POST" else None,
+                                         headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                call("/api/status", timeout=5)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                time.sleep(0.5)
+        assert A in [a["name"] for a in call("/formgrader/api/assignments")]
+        result = call(f"/formgrader/api/submission/{A}/eve_formgrader/autograde", method="POST")
+        assert result["success"], result.get("log", "")[-3000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    assert gradebook_scores(course)["eve_formgrader"] == FULL - ENCODE
