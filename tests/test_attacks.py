@@ -245,3 +245,28 @@ def test_gradebook_and_other_students_are_untouched(batch):
     run_cli("export", "--out", str(export), course_dir=course)
     rows = [line.split(",") for line in export.read_text().splitlines()[1:]]
     assert {r[3]: float(r[9]) for r in rows}["control_solution"] == FULL
+
+
+def test_the_grading_kernel_fails_closed_without_its_policy(tmp_path, monkeypatch):
+    """No policy: the kernel refuses to start (it never runs student code unguarded). A folder that is
+    no known assignment: the union policy (every answer key blocked, everything hidden)."""
+    import subprocess
+    import sys
+
+    from llmcourse.grading.kernel import load_policy
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LLMCOURSE_")}
+    proc = subprocess.run([sys.executable, "-m", "llmcourse.grading.kernel", "-f", str(tmp_path / "c.json")],
+                          env={**env, "LLMCOURSE_COURSE_ROOT": str(tmp_path / "nowhere")}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no grading policy" in proc.stderr and "Traceback" not in proc.stderr
+    policies = tmp_path / "course" / ".llmcourse" / "kernel"
+    policies.mkdir(parents=True)
+    (policies / "_any.json").write_text(json.dumps({"blocked": ["llmcourse.tokenization", "llmcourse.attention"],
+                                                    "hide": ["/x"]}))
+    (policies / "01_tokenization.json").write_text(json.dumps({"blocked": ["llmcourse.tokenization"], "hide": []}))
+    monkeypatch.setenv("LLMCOURSE_COURSE_ROOT", str(tmp_path / "course"))
+    for folder, blocked in [("01_tokenization", ["llmcourse.tokenization"]),
+                            ("somewhere_else", ["llmcourse.tokenization", "llmcourse.attention"])]:
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert load_policy()["blocked"] == blocked
