@@ -226,3 +226,23 @@ def test_collect_an_lms_zip_then_integrity_report(tmp_path):
     bad.write_bytes(b"PK\x03\x04 this is not a zip")
     failed = run_cli("collect", A, str(bad), course_dir=course, check=False)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
+
+
+def test_a_second_concurrent_run_is_refused_clearly(tmp_path):
+    """While one autograde holds the course's lock, another one stops with a message, not a traceback."""
+    import fcntl
+    course = tmp_path / "course"
+    make_class(tmp_path / "subs", 0, 1, 0)
+    run_cli("generate", A, "--no-update-repo", course_dir=course)
+    lock = course / ".llmcourse" / f"autograde-{A}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        held.write("pid 4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running grader holds it
+        second = run_cli("autograde", A, "--submissions", str(tmp_path / "subs"), course_dir=course, check=False)
+    assert second.returncode == 2 and "another autograde of 01_tokenization is running" in second.stderr
+    assert "pid 4242" in second.stderr and "Traceback" not in second.stderr
+    assert not (course / "submitted").exists()  # it touched nothing
+    run_cli("autograde", A, "--submissions", str(tmp_path / "subs"), course_dir=course)  # lock released: runs
+    assert exported(course) == {"r00_release": 0.0}

@@ -558,6 +558,37 @@ def autograde(course: Course, assignment: str, submissions: Path | None = None,
     """
     options = options or GradingOptions()
     course.check_assignment(assignment)
+    with _grading_lock(course, assignment):
+        return _autograde(course, assignment, submissions, students, options, dask, progress)
+
+
+def _grading_lock(course: Course, assignment: str):
+    """One grading run per course and assignment at a time: a second one (a double click, a second
+    terminal) would grade the same students twice over. The lock dies with its process, so a killed
+    run never leaves it behind."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def held():
+        path = course.root / ".llmcourse" / f"autograde-{assignment}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                raise PipelineError(f"another autograde of {assignment} is running on this course "
+                                    f"({f.read().strip() or 'unknown process'}); wait for it or stop it first")
+            f.truncate(0)
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+            yield
+    return held()
+
+
+def _autograde(course: Course, assignment: str, submissions: Path | None, students: list[str] | None,
+               options: GradingOptions, dask: str | None, progress) -> list[StudentResult]:
     if submissions is not None:
         import_submissions(course, assignment, submissions)
     ensure_generated(course, assignment)  # the gradebook needs the source notebooks
