@@ -64,7 +64,8 @@ def ours(work: Path, subs: Path, env: dict, name: str, extra: list[str]) -> floa
     seconds = run([str(BIN / "llmcourse"), "--course-dir", str(course), "autograde", A,
                    "--submissions", str(subs), *extra], env)
     report = json.loads((course / "reports" / f"{A}.json").read_text())
-    assert all(r["status"] == "graded" for r in report), "every submission must be graded"
+    failed = [(r["student"], r["messages"]) for r in report if r["status"] != "graded"]
+    assert not failed, f"every submission must be graded: {failed}"
     return seconds
 
 

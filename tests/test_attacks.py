@@ -270,3 +270,21 @@ def test_the_grading_kernel_fails_closed_without_its_policy(tmp_path, monkeypatc
         (tmp_path / folder).mkdir()
         monkeypatch.chdir(tmp_path / folder)
         assert load_policy()["blocked"] == blocked
+
+
+def test_finished_kernels_leave_no_stage_folders(batch):
+    """Each sandboxed kernel stages its files in a temporary folder it cannot delete itself; the grader
+    removes the folders of finished kernels after the batch."""
+    import os
+    import tempfile
+
+    from llmcourse.grading.kernel import STAGE_PREFIX
+    left = []
+    for name in os.listdir(tempfile.gettempdir()):
+        pid = name[len(STAGE_PREFIX):].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                left.append(name)
+    assert not left

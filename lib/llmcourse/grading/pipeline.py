@@ -441,12 +441,20 @@ def grade_one(course: Course, assignment: str, student: str, options: GradingOpt
         return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=problems,
                              fingerprint=stamp)
     api = _api(course, assignment, options, prepare=False)
-    try:
-        _run(api.autograde(assignment, student, force=True, create=True), f"autograding {student}")
-    except PipelineError as e:
-        zero_grades(course, assignment, student)
-        return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[str(e)],
-                             fingerprint=stamp)
+    for attempt in (1, 2):
+        try:
+            _run(api.autograde(assignment, student, force=True, create=True), f"autograding {student}")
+            break
+        except PipelineError as e:
+            # nbgrader itself failed, outside the notebook's cells (a kernel that could not start, a busy
+            # gradebook): what a student's code does is recorded in its cells and never lands here. One
+            # retry heals a passing hiccup; a real failure fails twice and is reported.
+            if attempt == 2:
+                zero_grades(course, assignment, student)
+                return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[str(e)],
+                                     fingerprint=stamp)
+            print(f"retrying {student} once: {e}", file=sys.stderr)
+            notes.append(f"graded on the second attempt; the first failed: {str(e).splitlines()[-1][:200]}")
     result = read_scores(course, assignment, student)
     result.messages += notes + failure_reasons(course, assignment, student)
     result.fingerprint = stamp
@@ -559,7 +567,11 @@ def autograde(course: Course, assignment: str, submissions: Path | None = None,
     options = options or GradingOptions()
     course.check_assignment(assignment)
     with _grading_lock(course, assignment):
-        return _autograde(course, assignment, submissions, students, options, dask, progress)
+        try:
+            return _autograde(course, assignment, submissions, students, options, dask, progress)
+        finally:
+            from .kernel import remove_stale_stages
+            remove_stale_stages()
 
 
 def _grading_lock(course: Course, assignment: str):
