@@ -93,6 +93,8 @@ def test_the_formgrader_grades_like_llmcourse(course, tmp_path):
         assert A in [a["name"] for a in call("/formgrader/api/assignments")]
         result = call(f"/formgrader/api/submission/{A}/eve_formgrader/autograde", method="POST")
         assert result["success"], result.get("log", "")[-3000:]
+        # the grading kernel is never offered in the launcher: in it, visible tests print no PASS or FAIL
+        assert "llmcourse-grading" not in call("/api/kernelspecs")["kernelspecs"]
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -151,7 +151,11 @@ def _write_json(path: Path, data) -> None:
 
 
 def _prepare_environment(course: Course, assignment: str | None, options: GradingOptions | None = None) -> None:
-    """nbgrader's gradebook shells out to alembic, and our kernelspec must be findable."""
+    """nbgrader's gradebook shells out to alembic; the grading kernelspec and policies are written.
+
+    The kernelspec lives in ``<course>/.kernels/`` and is found through ``GradingExecute.kernel_dirs``,
+    not JUPYTER_PATH: a JupyterLab on the same machine must not offer the grading kernel to students
+    (in it, visible tests emit records and print no PASS or FAIL)."""
     options = options or GradingOptions()
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -173,9 +177,6 @@ def _prepare_environment(course: Course, assignment: str | None, options: Gradin
     tmp = spec_dir / f"kernel.json.{os.getpid()}"
     tmp.write_text(json.dumps(spec, indent=1))
     os.replace(tmp, spec_dir / "kernel.json")
-    paths = os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
-    if str(kernels) not in paths:
-        os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernels)] + [p for p in paths if p])
 
 
 def nbgrader_config(course: Course, options: GradingOptions | None = None):
@@ -187,6 +188,7 @@ def nbgrader_config(course: Course, options: GradingOptions | None = None):
     config.CourseDirectory.db_url = course.gradebook_url
     config.TrustedChecks.seed = course.seed()
     config.GradingExecute.kernel_name = GRADING_KERNEL
+    config.GradingExecute.kernel_dirs = [str(course.root / ".kernels" / "kernels")]
     config.GradingExecute.timeout = options.cell_timeout
     config.GradingExecute.notebook_timeout = options.notebook_timeout
     config.GradingExecute.output_limit = options.output_limit
@@ -619,7 +621,7 @@ def _autograde(course: Course, assignment: str, submissions: Path | None, studen
             results.append(old)
         else:
             todo.append(student)
-    env = {k: os.environ[k] for k in ("PATH", "JUPYTER_PATH") if k in os.environ}
+    env = {"PATH": os.environ["PATH"]}
     args = (str(course.root), course.db_url, str(course.repo), assignment)
     opts = dataclasses.asdict(options)
     for r in results:

@@ -19,7 +19,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, List, Unicode
 
 from ..checker import MIME, Outcome, verify_record
 
@@ -57,6 +57,8 @@ class GradingExecute(Execute):
     notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
     output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
     run_trailing_cells = Bool(False, help="Also run the cells after the last graded or solution cell.").tag(config=True)
+    kernel_dirs = List(Unicode(), help="Where to find the kernelspec (default: Jupyter's usual folders). "
+                       "The grading kernel is kept out of those, so JupyterLab never offers it.").tag(config=True)
 
     # error name in a cell's outputs -> why the notebook stopped there
     BREACHES = {"CellTimeoutError": "an earlier cell did not finish within its time limit",
@@ -74,6 +76,15 @@ class GradingExecute(Execute):
         except DeadKernelError:
             # raised again while shutting the dead kernel down: the cells already carry the reason
             return nb, resources
+
+    def create_kernel_manager(self):
+        if not self.kernel_dirs:
+            return super().create_kernel_manager()
+        from jupyter_client.kernelspec import KernelSpecManager
+        specs = KernelSpecManager(kernel_dirs=list(self.kernel_dirs), config=self.config)
+        self.km = self.kernel_manager_class(kernel_name=self.kernel_name, kernel_spec_manager=specs,
+                                            config=self.config)
+        return self.km
 
     def _get_timeout(self, cell):
         remaining = max(1, int(self._deadline - time.monotonic()))
