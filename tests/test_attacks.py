@@ -278,13 +278,13 @@ def test_finished_kernels_leave_no_stage_folders(batch):
     import os
     import tempfile
 
-    from llmcourse.grading.kernel import STAGE_PREFIX
+    from llmcourse.grading.kernel import stage_pid
     left = []
     for name in os.listdir(tempfile.gettempdir()):
-        pid = name[len(STAGE_PREFIX):].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
-        if pid.isdigit():
+        pid = stage_pid(name)
+        if pid is not None:
             try:
-                os.kill(int(pid), 0)
+                os.kill(pid, 0)
             except ProcessLookupError:
                 left.append(name)
     assert not left

@@ -85,6 +85,12 @@ def load_policy() -> dict:
 STAGE_PREFIX = "llmcourse-kernel-"
 
 
+def stage_pid(name: str) -> int | None:
+    """The kernel pid in a stage folder's name (``llmcourse-kernel-<pid>-xxxx``), or None."""
+    pid = name[len(STAGE_PREFIX):].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
+    return int(pid) if pid.isdigit() else None
+
+
 def remove_stale_stages() -> int:
     """Remove the empty stage folders that finished kernels left in the temporary directory (a kernel
     cannot remove its own: its file system is read-only). Only folders of processes that are gone:
@@ -92,11 +98,11 @@ def remove_stale_stages() -> int:
     removed = 0
     tmp = tempfile.gettempdir()
     for name in os.listdir(tmp):
-        pid = name[len(STAGE_PREFIX):].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
-        if not pid.isdigit():
+        pid = stage_pid(name)
+        if pid is None:
             continue
         try:
-            os.kill(int(pid), 0)
+            os.kill(pid, 0)
             continue  # still running (or the pid was reused: leave it)
         except ProcessLookupError:
             pass

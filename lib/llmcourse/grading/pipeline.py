@@ -147,7 +147,14 @@ def write_kernel_policies(course: Course, sandbox: bool) -> Path:
 def _write_json(path: Path, data) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
     tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)  # a kernel starting meanwhile reads the old or the new file, never half of one
+    os.replace(tmp, path)  # a reader (a starting kernel, a resumed run) sees the old or the new file, never half
+
+
+def _venv_bin_on_path() -> None:
+    """nbgrader's gradebook shells out to ``alembic``, which lives next to this Python."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 def _prepare_environment(course: Course, assignment: str | None, options: GradingOptions | None = None) -> None:
@@ -157,9 +164,7 @@ def _prepare_environment(course: Course, assignment: str | None, options: Gradin
     not JUPYTER_PATH: a JupyterLab on the same machine must not offer the grading kernel to students
     (in it, visible tests emit records and print no PASS or FAIL)."""
     options = options or GradingOptions()
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    _venv_bin_on_path()
     kernels = course.root / ".kernels"
     spec_dir = kernels / "kernels" / GRADING_KERNEL
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +245,7 @@ def generate(course: Course, assignment: str, update_repo: bool = True) -> Path:
     api = _api(course, assignment)
     _run(api.generate_assignment(assignment, force=True, create=True), f"generating {assignment}")
     release = course.root / "release" / assignment
-    stamp_file = course.root / ".llmcourse" / "generated" / f"{assignment}.sha256"
+    stamp_file = _stamp_file(course, assignment)
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(_source_stamp(course, assignment))
     if update_repo:
@@ -251,27 +256,35 @@ def generate(course: Course, assignment: str, update_repo: bool = True) -> Path:
     return release
 
 
-def _source_stamp(course: Course, assignment: str) -> str:
-    """sha256 of the assignment's solution files and the gradebook URL they were generated into."""
-    digest = hashlib.sha256(course.gradebook_url.encode() + b"\0")
-    folder = course.solutions / assignment
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts
-                       and "__pycache__" not in p.parts):
+def _hash_tree(folder: Path, salt: bytes = b"", skip: tuple[str, ...] = ()) -> str:
+    """sha256 of every file's relative path and bytes under ``folder`` (folders named in ``skip`` left out)."""
+    digest = hashlib.sha256(salt)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not set(skip) & set(p.parts)):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _source_stamp(course: Course, assignment: str) -> str:
+    """sha256 of the assignment's solution files and the gradebook URL they were generated into."""
+    return _hash_tree(course.solutions / assignment, course.gradebook_url.encode() + b"\0",
+                      skip=(".ipynb_checkpoints", "__pycache__"))
+
+
+def _stamp_file(course: Course, assignment: str) -> Path:
+    return course.root / ".llmcourse" / "generated" / f"{assignment}.sha256"
 
 
 def ensure_generated(course: Course, assignment: str) -> None:
     """Generate the assignment unless this course already holds a release of the same source files
     (regenerating costs seconds per grading run and changes nothing)."""
     from nbgrader.api import Gradebook, MissingEntry
-    stamp_file = course.root / ".llmcourse" / "generated" / f"{assignment}.sha256"
+    stamp_file = _stamp_file(course, assignment)
     stamp = _source_stamp(course, assignment)
     release = course.root / "release" / assignment
     up_to_date = (stamp_file.exists() and stamp_file.read_text() == stamp
                   and all((release / f"{nb}.ipynb").exists() for nb in course.notebooks(assignment)))
     if up_to_date:
-        _prepare_environment(course, assignment)  # the gradebook shells out to alembic
+        _venv_bin_on_path()
         try:
             with Gradebook(course.gradebook_url) as gb:
                 gb.find_assignment(assignment)
@@ -360,11 +373,7 @@ def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], 
 
 def fingerprint(course: Course, assignment: str, student: str) -> str:
     """sha256 of the submitted files: a resubmission invalidates an earlier result."""
-    digest = hashlib.sha256()
-    folder = course.root / "submitted" / student / assignment
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return _hash_tree(course.root / "submitted" / student / assignment)
 
 
 def _result_path(course: Course, assignment: str, student: str) -> Path:
@@ -383,9 +392,7 @@ def save_result(course: Course, assignment: str, result: StudentResult) -> None:
     """Written last and atomically: a run killed before this line left no result, so it is redone."""
     path = _result_path(course, assignment, result.student)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(dataclasses.asdict(result), indent=1))
-    os.replace(tmp, path)
+    _write_json(path, dataclasses.asdict(result))
 
 
 def read_scores(course: Course, assignment: str, student: str) -> StudentResult:
