@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from conftest import REPO, run_cli
-from llmcourse.checker import get_spec
+from llmcourse.checks.checker import get_spec
 from llmcourse.grading.preprocessors import expected_checks
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())

@@ -34,7 +34,7 @@ the tiktoken ranks: :func:`load_tiktoken_ranks`, :func:`cl100k_base`, :func:`tik
 
 Usage::
 
-    from llmcourse.data import load_shakespeare
+    from llmcourse.toolbox.data import load_shakespeare
     tok = Tokenizer().train(load_shakespeare(), vocab_size=512)
     tok.encode("To be, or not to be")
     cl100k_base().encode("hello world")          # GPT-4's tokenizer: [15339, 1917]
@@ -54,7 +54,7 @@ from collections import Counter
 
 import regex  # the `re` module lacks \p{L} (any letter) and possessive quantifiers
 
-from .split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 
 __all__ = [
     "GPT2_SPLIT_PATTERN",

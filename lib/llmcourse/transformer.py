@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .attention import KVCache, MultiHeadAttention
-from .pretrained import minilm_dir
+from .toolbox.pretrained import minilm_dir
 
 if TYPE_CHECKING:  # transformers takes seconds to import; only load_minilm needs it, at call time
     from transformers import PreTrainedTokenizerBase

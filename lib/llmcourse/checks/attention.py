@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ..checker import Case, Spec, seeded_rng_seed
+from .checker import Case, Spec, seeded_rng_seed
 
 # float32 arithmetic: a correct solution that rounds differently (logsumexp instead of the max
 # trick, einsum, q scaled before the product, a fused qkv projection) differs from the reference by

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 
-from ..checker import Case, Spec, seeded_rng_seed
-from ..split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .checker import Case, Spec, seeded_rng_seed
+from ..toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 
 TORTURE = [
     "",

@@ -21,7 +21,7 @@ import random
 import sys
 import types
 
-from ..checker import Case, Spec, seeded_rng_seed
+from .checker import Case, Spec, seeded_rng_seed
 
 RTOL = 1e-5
 ATOL = 1e-5  # float32: different but correct orders of the same arithmetic stay well inside this

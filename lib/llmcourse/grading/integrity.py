@@ -276,7 +276,7 @@ def _reference_of(check_name: str) -> tuple[str, str] | None:
     """``"tokenization.merge"`` -> ("llmcourse.tokenization", "merge"), from the check registry
     when it knows the name, else by the naming convention."""
     try:
-        from ..checker import get_spec
+        from ..checks.checker import get_spec
         module, function = get_spec(check_name).reference.split(":")
         return module, function
     except Exception:  # an unknown topic or a registry that does not import: fall back on the convention

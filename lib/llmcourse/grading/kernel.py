@@ -19,7 +19,7 @@ nbgrader runs the notebook in) before any student code runs; see :func:`load_pol
    MemoryError in that cell, a file-size cap stops disk floods, and the kernel dies with the grader
    (``PR_SET_PDEATHSIG``) so nothing outlives a killed batch.
 
-``LLMCOURSE_GRADING=1`` tells :func:`llmcourse.checker.check` to emit records and compare nothing.
+``LLMCOURSE_GRADING=1`` tells :func:`llmcourse.checks.checker.check` to emit records and compare nothing.
 
 Usage (kernelspec argv)::
 

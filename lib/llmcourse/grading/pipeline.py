@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..checker import get_spec
+from ..checks.checker import get_spec
 from .preprocessors import expected_checks
 
 REPO = Path(__file__).resolve().parents[3]

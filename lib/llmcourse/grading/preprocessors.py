@@ -3,7 +3,7 @@
 ``GradingExecute``   runs the notebook like nbgrader's ``Execute``, but a dead kernel fails every
                      cell that did not run instead of silently leaving them empty (nbgrader #427).
 ``TrustedChecks``    decides every graded test cell in *this* process: it reads the records that
-                     :func:`llmcourse.checker.check` emitted, recomputes the reference on the
+                     :func:`llmcourse.checks.checker.check` emitted, recomputes the reference on the
                      grader's own inputs, and replaces the cell's outputs with a report that never
                      shows hidden inputs or hidden test source. A test cell whose records are
                      missing (not run, kernel died, check monkeypatched away) fails.
@@ -21,7 +21,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, List, Unicode
 
-from ..checker import MIME, Outcome, verify_record
+from ..checks.checker import MIME, Outcome, verify_record
 
 # errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
 # instructor why a submission lost points (see pipeline.failure_reasons)

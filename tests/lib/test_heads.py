@@ -1,4 +1,4 @@
-"""Head-finding helpers (llmcourse.heads): exact values on hand-made attention, loop references on
+"""Head-finding helpers (llmcourse.toolbox.heads): exact values on hand-made attention, loop references on
 the real all-MiniLM-L6-v2 (6 layers x 12 heads, from the pinned package, no network), and clear
 errors on bad input."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmcourse.pretrained import minilm_dir
-from llmcourse.heads import (
+from llmcourse.toolbox.pretrained import minilm_dir
+from llmcourse.toolbox.heads import (
     PRONOUN_EXAMPLES,
     hf_minilm,
     minilm_attentions,
@@ -25,7 +25,7 @@ from llmcourse.heads import (
     top_heads,
 )
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "heads"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "heads"
 
 # different lengths, so the batch is padded
 SENTENCES = [

@@ -2,7 +2,7 @@
 
 Every graded test cell in the course calls one function::
 
-    from llmcourse.checker import check
+    from llmcourse.checks import check
     check("tokenization.merge", merge)                # visible cases
     check("tokenization.merge", merge, hidden=True)   # hidden cases (only in the grader's copy)
 

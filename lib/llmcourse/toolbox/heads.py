@@ -279,7 +279,7 @@ def minilm_attentions(sentences: Sequence[str]) -> tuple[list[torch.Tensor], tor
 def sentence_attention(attentions: Sequence[torch.Tensor], attention_mask: torch.Tensor | None, i: int,
                        ) -> list[torch.Tensor]:
     """Sequence ``i`` of a batch, padding removed: per-layer (1, H, n, n) tensors, ready for
-    :mod:`llmcourse.bertviz_offline`. Assumes right padding (BERT's default)."""
+    :mod:`llmcourse.toolbox.bertviz_offline`. Assumes right padding (BERT's default)."""
     A = _stack(attentions)
     L, B, H, T, _ = A.shape
     if not -B <= i < B:

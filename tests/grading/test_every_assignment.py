@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from conftest import REPO, make_submission, run_cli, solution_code
-from llmcourse.checker import get_spec
+from llmcourse.checks.checker import get_spec
 from llmcourse.grading.preprocessors import expected_checks
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
@@ -118,7 +118,7 @@ def graded(request, tmp_path_factory):
             "wrong_last_part": {**good, cell: wrong},
             "cheat_import_reference": {**good, cell: f"from {module} import {attr} as _reference\n{obj} = _reference\n"},
             "cheat_monkeypatch": {**good, cell: wrong + (
-                "\nimport numpy.testing, torch\nimport llmcourse.checker as checker\n"
+                "\nimport numpy.testing, torch\nimport llmcourse.checks.checker as checker\n"
                 "torch.allclose = lambda *a, **k: True\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
                 "checker.check = lambda *a, **k: None\n")},
         }

@@ -1,4 +1,4 @@
-"""llmcourse.data (the Shakespeare corpus), llmcourse.viz token rendering, and lecture 01 running."""
+"""llmcourse.toolbox.data (the Shakespeare corpus), llmcourse.toolbox.viz token rendering, and lecture 01 running."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from llmcourse import data, viz
+from llmcourse.toolbox import data, viz
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPEAKER_LINE = re.compile(r"^[A-Z][A-Za-z'.,& -]*:$")
 
 

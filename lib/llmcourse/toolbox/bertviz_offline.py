@@ -21,8 +21,8 @@ A small notice ("JavaScript did not run ...") sits above each view and is remove
 once the view has drawn; if drawing throws, the notice shows the error instead. In an
 untrusted notebook (scripts stripped) the notice stays, telling the reader what to do.
 
-    >>> from llmcourse.heads import minilm_attentions, sentence_attention
-    >>> from llmcourse import bertviz_offline as bv
+    >>> from llmcourse.toolbox.heads import minilm_attentions, sentence_attention
+    >>> from llmcourse.toolbox import bertviz_offline as bv
     >>> attn, mask, tokens = minilm_attentions(["The cat sat on the mat."])
     >>> bv.head_view(sentence_attention(attn, mask, 0), tokens[0])      # draws in a notebook
     >>> html = bv.model_view_html(sentence_attention(attn, mask, 0), tokens[0])
@@ -144,7 +144,7 @@ def _prepare(attention, tokens, decimals: int | None):
             raise ValueError(f"attention[{i}] has shape {tuple(a.shape)}; expected (1, heads, T, T)")
         if a.shape[0] != 1:
             raise ValueError(f"attention[{i}] has batch size {a.shape[0]}; bertviz shows one sequence: "
-                             "pass [a[i:i+1] for a in attention] (llmcourse.heads.sentence_attention "
+                             "pass [a[i:i+1] for a in attention] (llmcourse.toolbox.heads.sentence_attention "
                              "also strips the padding)")
         if out and a.shape[1:] != out[0].shape[1:]:
             raise ValueError(f"attention[{i}] has shape {tuple(a.shape)}, attention[0] {tuple(out[0].shape)}")
@@ -169,12 +169,12 @@ def _offline(bertviz_html: str) -> str:
     root = _ROOT_ID.search(html)
     if n != 1 or start < 0 or end < start or root is None:
         raise RuntimeError("bertviz's HTML is not laid out as bertviz 1.4.1 writes it; "
-                           "llmcourse.bertviz_offline needs updating for this bertviz version")
+                           "llmcourse.toolbox.bertviz_offline needs updating for this bertviz version")
     container = html[:start].strip()
     vis_js, m = _REQUIRE_CONFIG.subn("", html[start + len(_SCRIPT_OPEN):end], count=1)
     if m != 1 or "requirejs(['jquery', 'd3']" not in vis_js.replace('"', "'"):
         raise RuntimeError("bertviz's script does not load ['jquery', 'd3'] through require.config "
-                           "as in bertviz 1.4.1; llmcourse.bertviz_offline needs updating")
+                           "as in bertviz 1.4.1; llmcourse.toolbox.bertviz_offline needs updating")
     root_id = root.group(1)
     wrap_id = f"llmcourse-{root_id}"
     script = f"""

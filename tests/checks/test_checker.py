@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from llmcourse import checker
-from llmcourse.checker import (CheckFailed, UnsupportedOutput, check, encode, first_difference,
+from llmcourse.checks import checker
+from llmcourse.checks.checker import (CheckFailed, UnsupportedOutput, check, encode, first_difference,
                                get_spec, verify_record)
 from llmcourse.grading.preprocessors import expected_checks
 
@@ -122,7 +122,7 @@ def test_grading_kernel_blocks_the_answer_key():
     code = ("from llmcourse.grading.kernel import install_blocker\n"
             "import llmcourse.tokenization\n"
             "install_blocker(['llmcourse.tokenization'])\n"
-            "import llmcourse.data\n"   # other lib modules stay available
+            "import llmcourse.toolbox.data\n"   # other lib modules stay available
             "try:\n    from llmcourse.tokenization import merge\nexcept ImportError as e:\n    print('BLOCKED', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "BLOCKED" in out.stdout and "reference solution" in out.stdout, out.stderr

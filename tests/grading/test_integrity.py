@@ -237,7 +237,7 @@ def _meta(grade_id: str, **kw) -> dict:
 
 def _solution_nb() -> nbformat.NotebookNode:
     cells = [nbformat.v4.new_markdown_cell("# Toy assignment", metadata=_meta("intro")),
-             nbformat.v4.new_code_cell("from llmcourse.checker import check", metadata=_meta("setup"))]
+             nbformat.v4.new_code_cell("from llmcourse.checks import check", metadata=_meta("setup"))]
     for name, sig in SIGNATURES.items():
         src = sig + "    ### BEGIN SOLUTION\n" + _body(REFERENCE[name]) + "    ### END SOLUTION"
         cells.append(nbformat.v4.new_code_cell(src, metadata=_meta(name, solution=True)))

@@ -14,7 +14,7 @@ like Karpathy's *tinyshakespeare*: a speaker line ``NAME:``, the speech, a blank
 
 Headers (play title, ACT, SCENE) and stage directions (``_Exit_``, ``_\\[Aside]_``) are dropped.
 
-    >>> from llmcourse.data import load_shakespeare
+    >>> from llmcourse.toolbox.data import load_shakespeare
     >>> text = load_shakespeare("train")     # first 90% of every play's speeches
     >>> val = load_shakespeare("val")        # the last 10%
 
