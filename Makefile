@@ -12,7 +12,7 @@ export IPYTHONDIR          := $(CURDIR)/.ipython
 export MPLBACKEND          ?= Agg
 LAB_FLAGS ?= --ip=127.0.0.1
 
-.PHONY: setup setup-system start lab generate test bench clean
+.PHONY: setup setup-system start lab generate test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,13 @@ start: generate lab
 lab: setup
 	$(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)
 
-test: setup setup-system
+test: setup setup-system lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml: lint rules and the one code format.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

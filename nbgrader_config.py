@@ -5,6 +5,7 @@ kernel and secret seed (lib/llmcourse/grading/pipeline.py), so a grade never dep
 
 solutions/ stays the source of truth: `llmcourse generate` copies it into the course's source/ folder.
 """
+
 from llmcourse.grading.pipeline import tool_config
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)

@@ -9,11 +9,18 @@ The changes from stock nbgrader, and why:
   (SanitizeFeedback), so neither hidden test source nor hidden inputs reach students.
 - Deleted test cells are put back (add_missing_cells), so deleting a test never skips it.
 """
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
-                                    GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
 
 from llmcourse.grading.preprocessors import GradingExecute, SanitizeFeedback, TrustedChecks
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
@@ -33,7 +40,7 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 c.OverwriteCells.add_missing_cells = True
-c.GradingExecute.timeout = 60          # seconds per cell
+c.GradingExecute.timeout = 60  # seconds per cell
 c.GradingExecute.startup_timeout = 120
 
 c.GenerateFeedback.preprocessors = [

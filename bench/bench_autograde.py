@@ -12,6 +12,7 @@ least 1.7x the baseline on a 2-core machine.
 
 Run: python bench/bench_autograde.py [N]
 """
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,11 @@ def plain_nbgrader(work: Path, subs: Path, env: dict) -> float:
     course = work / "plain"
     shutil.copytree(REPO / "solutions" / A, course / "source" / A)
     (course / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.Execute.timeout = 60\n")
-    subprocess.run([BIN / "nbgrader", "generate_assignment", A, "--force"], cwd=course, env=env, check=True,
-                   capture_output=True)
+        f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.Execute.timeout = 60\n"
+    )
+    subprocess.run(
+        [BIN / "nbgrader", "generate_assignment", A, "--force"], cwd=course, env=env, check=True, capture_output=True
+    )
     shutil.copytree(subs, course / "submitted")
     start = time.perf_counter()
     subprocess.run([BIN / "nbgrader", "autograde", A], cwd=course, env=env, check=True, capture_output=True)
@@ -59,10 +62,16 @@ def plain_nbgrader(work: Path, subs: Path, env: dict) -> float:
 
 def ours(work: Path, subs: Path, env: dict, name: str, extra: list[str]) -> float:
     course = work / name
-    subprocess.run([BIN / "llmcourse", "--course-dir", str(course), "generate", A, "--no-update-repo"],
-                   cwd=REPO, env=env, check=True, capture_output=True)
-    seconds = run([str(BIN / "llmcourse"), "--course-dir", str(course), "autograde", A,
-                   "--submissions", str(subs), *extra], env)
+    subprocess.run(
+        [BIN / "llmcourse", "--course-dir", str(course), "generate", A, "--no-update-repo"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    seconds = run(
+        [str(BIN / "llmcourse"), "--course-dir", str(course), "autograde", A, "--submissions", str(subs), *extra], env
+    )
     report = json.loads((course / "reports" / f"{A}.json").read_text())
     failed = [(r["student"], r["messages"]) for r in report if r["status"] != "graded"]
     assert not failed, f"every submission must be graded: {failed}"
@@ -79,10 +88,12 @@ def main() -> int:
         times = {
             "plain nbgrader autograde (sequential)": plain_nbgrader(work, subs, env),
             f"llmcourse autograde ({os.cpu_count()} workers)": ours(work, subs, env, "ours", []),
-            f"llmcourse autograde --run-all-cells ({os.cpu_count()} workers)": ours(work, subs, env, "all",
-                                                                                    ["--run-all-cells"]),
-            "llmcourse autograde --dask (LocalCluster, 2 workers)": ours(work, subs, env, "dask",
-                                                                          ["--dask", "--workers", "2"]),
+            f"llmcourse autograde --run-all-cells ({os.cpu_count()} workers)": ours(
+                work, subs, env, "all", ["--run-all-cells"]
+            ),
+            "llmcourse autograde --dask (LocalCluster, 2 workers)": ours(
+                work, subs, env, "dask", ["--dask", "--workers", "2"]
+            ),
         }
     base = next(iter(times.values()))
     print(f"autograde {n} submissions of {A} on {os.cpu_count()} cores")

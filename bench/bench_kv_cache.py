@@ -16,6 +16,7 @@ the cache, so expect little speed-up there; the cache pays off on CPUs and for b
 longer sequences. On a CPU that other processes keep busy, two OpenMP threads can be much slower
 than one for the cached path's tiny matrix-vector products: try --threads 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,12 @@ import sys
 import time
 
 import torch
-
 from llmcourse.transformer import GPT, GPTConfig, default_device
 
 
-def timed_generate(model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool,
-                   repeats: int) -> tuple[float, torch.Tensor]:
+def timed_generate(
+    model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool, repeats: int
+) -> tuple[float, torch.Tensor]:
     """Best wall time of `repeats` runs (after one warm-up) and the tokens generated."""
     out = model.generate(prompt, new_tokens, greedy=True, use_cache=use_cache)  # warm-up
     best = float("inf")
@@ -51,17 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (default: torch's choice); 1 gives steadier numbers on a "
-                         "machine that other processes keep busy")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 gives steadier numbers on a "
+        "machine that other processes keep busy",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     config = GPTConfig(n_layer=4, n_embd=256, n_head=4, block_size=512, vocab_size=1024)
     if args.prompt_tokens + args.new_tokens > config.block_size:
-        ap.error(f"prompt + new tokens must fit block_size={config.block_size} (beyond it the cache "
-                 "is rebuilt every step and the comparison measures something else)")
+        ap.error(
+            f"prompt + new tokens must fit block_size={config.block_size} (beyond it the cache "
+            "is rebuilt every step and the comparison measures something else)"
+        )
     device = torch.device(args.device) if args.device else default_device()
     torch.manual_seed(0)
     model = GPT(config).to(device).eval()
@@ -72,13 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     same = torch.equal(out_plain, out_cache)
 
     n = args.new_tokens * args.batch
-    print(f"GPT n_layer={config.n_layer} n_embd={config.n_embd} n_head={config.n_head} "
-          f"block_size={config.block_size} vocab={config.vocab_size} "
-          f"({model.num_params() / 1e6:.2f} M params)")
-    print(f"greedy generation of {args.new_tokens} tokens from a {args.prompt_tokens}-token prompt, "
-          f"batch {args.batch}, best of {args.repeats} after a warm-up")
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"python {platform.python_version()}")
+    print(
+        f"GPT n_layer={config.n_layer} n_embd={config.n_embd} n_head={config.n_head} "
+        f"block_size={config.block_size} vocab={config.vocab_size} "
+        f"({model.num_params() / 1e6:.2f} M params)"
+    )
+    print(
+        f"greedy generation of {args.new_tokens} tokens from a {args.prompt_tokens}-token prompt, "
+        f"batch {args.batch}, best of {args.repeats} after a warm-up"
+    )
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"python {platform.python_version()}"
+    )
     print()
     print(f"| {'generate':<22} | {'time (s)':>9} | {'tokens/s':>9} | {'speed-up':>8} |")
     print(f"|{'-' * 24}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")

@@ -3,6 +3,7 @@
 Baseline named in the table: the budget itself (ratio = time / budget, must stay below 1).
 Run: python bench/bench_notebooks.py [glob ...]
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,8 +20,7 @@ BUDGETS = {"solutions": 90.0, "course": 120.0}
 def run(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     return time.perf_counter() - start
 
 

@@ -12,6 +12,7 @@
 
 Timings are wall clock in this process; numbers are for comparison on one machine, not asserts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ import sys
 import time
 
 import regex
-
 from llmcourse.tokenization import (
     GPT4_SPLIT_PATTERN,
     Tokenizer,
@@ -92,12 +92,15 @@ def hf_train(text: str, vocab_size: int):
     # an alternative greedy and possessive match the same, so drop the `+` to get GPT-4's chunks.
     pattern = GPT4_SPLIT_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}{1,3}")
     tok = HFTokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes -> printable chars
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes -> printable chars
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator([text], trainer)
     assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
     return tok
@@ -124,16 +127,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chars", type=int, default=1_000_000, help="characters of Shakespeare (default 1e6)")
     ap.add_argument("--vocab-size", type=int, default=1024)
-    ap.add_argument("--naive-merges", type=int, default=24,
-                    help="merges the naive trainer runs (about 1 s each on 1 MB)")
+    ap.add_argument(
+        "--naive-merges", type=int, default=24, help="merges the naive trainer runs (about 1 s each on 1 MB)"
+    )
     args = ap.parse_args(argv)
 
-    text = shakespeare()[:args.chars]
+    text = shakespeare()[: args.chars]
     mb = len(text.encode("utf-8")) / 1e6
     n_merges = args.vocab_size - 256
     k = min(args.naive_merges, n_merges)
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs; "
-          f"text: first {len(text):,} chars of Shakespeare ({mb:.2f} MB UTF-8)\n")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"text: first {len(text):,} chars of Shakespeare ({mb:.2f} MB UTF-8)\n"
+    )
 
     # -- 1. training
     t_ours, merges = timed(lambda: train_merges(text, args.vocab_size), repeat=2)
@@ -148,17 +154,22 @@ def main(argv=None) -> int:
         (f"ours, {args.vocab_size} vocab ({len(merges)} merges)", f"{t_ours:.2f}", ""),
         ("Hugging Face tokenizers (Rust, all cores)", f"{t_hf:.2f}", ""),
         (f"ours, first {k} merges only", f"{t_ours_k:.2f}", ""),
-        (f"naive recount-every-merge, first {k} merges", f"{t_naive_k:.2f}",
-         "same merges as ours" if same else "MERGES DIFFER FROM OURS"),
+        (
+            f"naive recount-every-merge, first {k} merges",
+            f"{t_naive_k:.2f}",
+            "same merges as ours" if same else "MERGES DIFFER FROM OURS",
+        ),
         (f"naive, all {n_merges} merges (extrapolated)", f"~{naive_full_est:.0f}", "estimate, not run"),
     ]
     print(f"1. BPE training, GPT-4 pre-split, vocab {args.vocab_size}")
     _table(["trainer", "time (s)", "note"], rows)
-    print(f"   ours is {ratio(t_naive_k, t_ours_k)} faster than naive on equal work "
-          f"(the same {k} merges; aim >= 20x)")
+    print(f"   ours is {ratio(t_naive_k, t_ours_k)} faster than naive on equal work (the same {k} merges; aim >= 20x)")
     print(f"   ours is ~{ratio(naive_full_est, t_ours)} faster than naive for all {n_merges} merges (estimate)")
-    faster = (f"tokenizers is {ratio(t_ours, t_hf)} faster than ours" if t_hf < t_ours
-              else f"ours is {ratio(t_hf, t_ours)} faster than tokenizers")
+    faster = (
+        f"tokenizers is {ratio(t_ours, t_hf)} faster than ours"
+        if t_hf < t_ours
+        else f"ours is {ratio(t_hf, t_ours)} faster than tokenizers"
+    )
     print(f"   {faster} (aim: within 20x)\n")
 
     # -- 2. encoding
@@ -173,11 +184,12 @@ def main(argv=None) -> int:
         ("ours, second pass (warm cache)", f"{t_warm:.3f}", f"{mb / t_warm:.2f}"),
         ("tiktoken (Rust)", f"{t_tik:.3f}", f"{mb / t_tik:.2f}"),
     ]
-    print(f"2. Encoding with cl100k_base (encode_ordinary), {len(ids):,} tokens, "
-          f"{'ids identical to tiktoken' if ids == ref_ids else 'IDS DIFFER FROM TIKTOKEN'}")
+    print(
+        f"2. Encoding with cl100k_base (encode_ordinary), {len(ids):,} tokens, "
+        f"{'ids identical to tiktoken' if ids == ref_ids else 'IDS DIFFER FROM TIKTOKEN'}"
+    )
     _table(["encoder", "time (s)", "MB/s"], rows)
-    print(f"   tiktoken is {ratio(t_cold, t_tik)} faster than ours (first pass), "
-          f"{ratio(t_warm, t_tik)} (warm cache)")
+    print(f"   tiktoken is {ratio(t_cold, t_tik)} faster than ours (first pass), {ratio(t_warm, t_tik)} (warm cache)")
     return 0 if same and ids == ref_ids else 1
 
 
@@ -188,7 +200,10 @@ def _table(header, rows) -> None:
     print("   " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
     print(line)
     for r in rows:
-        print("   " + "  ".join((str(c).ljust(w) if i != 1 else str(c).rjust(w)) for i, (c, w) in enumerate(zip(r, widths))))
+        print(
+            "   "
+            + "  ".join((str(c).ljust(w) if i != 1 else str(c).rjust(w)) for i, (c, w) in enumerate(zip(r, widths)))
+        )
     print(line)
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests talk to the lib's public API and the ``llmcourse`` CLI, never to internals
 they do not need (the cs336 "adapters" idea)."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 # Jupyter and IPython state inside the work tree, never the machine's home (design.md s.6).
-for var, sub in [("JUPYTER_CONFIG_DIR", ".jupyter/config"), ("JUPYTER_DATA_DIR", ".jupyter/data"),
-                 ("JUPYTER_RUNTIME_DIR", ".jupyter/runtime"), ("IPYTHONDIR", ".ipython")]:
+for var, sub in [
+    ("JUPYTER_CONFIG_DIR", ".jupyter/config"),
+    ("JUPYTER_DATA_DIR", ".jupyter/data"),
+    ("JUPYTER_RUNTIME_DIR", ".jupyter/runtime"),
+    ("IPYTHONDIR", ".ipython"),
+]:
     os.environ.setdefault(var, str(REPO / sub))
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The Shakespeare cache is built once per checkout, not in the machine's home.
@@ -25,8 +30,9 @@ def run_cli(*args: str, course_dir: Path | None = None, check: bool = True) -> s
     env = dict(os.environ)
     if course_dir is not None:
         env["LLMCOURSE_COURSE_DIR"] = str(course_dir)
-    proc = subprocess.run([sys.executable, "-m", "llmcourse.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmcourse.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"llmcourse {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -39,14 +45,22 @@ def solution_code(assignment: str, notebook: str) -> dict[str, str]:
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution"):
-            lines = [l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l]
+            lines = [
+                l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l
+            ]
             out[meta["grade_id"]] = "\n".join(lines)
     return out
 
 
-def make_submission(root: Path, student: str, assignment: str, notebook: str,
-                    answers: dict[str, str], extra_cells: dict[str, str] | None = None,
-                    drop_cells: tuple[str, ...] = ()) -> Path:
+def make_submission(
+    root: Path,
+    student: str,
+    assignment: str,
+    notebook: str,
+    answers: dict[str, str],
+    extra_cells: dict[str, str] | None = None,
+    drop_cells: tuple[str, ...] = (),
+) -> Path:
     """Fill the released notebook's solution cells the way a student would, and save it in
     nbgrader's submitted layout: root/<student>/<assignment>/<notebook>.ipynb."""
     nb = nbformat.read(REPO / "assignments" / assignment / f"{notebook}.ipynb", as_version=4)
@@ -73,6 +87,7 @@ def one_cpu_thread():
     """For modules of tiny tensors: one thread beats two, whose OpenMP hand-offs dominate (badly so
     on a busy machine). Restored afterwards for the rest of the suite."""
     import torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

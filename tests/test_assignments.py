@@ -1,13 +1,13 @@
 """Every assignment: the committed release is exactly what the generator makes, solution notebooks are
 well formed (markers, metadata, checks in every test cell), the solution passes its own tests and the
 untouched release fails them, through the same pipeline students use (``llmcourse validate``)."""
+
 from __future__ import annotations
 
 import json
 
 import nbformat
 import pytest
-
 from conftest import REPO, run_cli
 from llmcourse.checks.checker import get_spec
 from llmcourse.grading.preprocessors import expected_checks
@@ -43,8 +43,16 @@ def test_solution_notebook_is_well_formed(assignment, notebook):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_committed_release_is_what_the_generator_makes(assignment, tmp_path):
     run_cli("generate", assignment, "--no-update-repo", course_dir=tmp_path)
-    made = sorted(p.relative_to(tmp_path / "release" / assignment) for p in (tmp_path / "release" / assignment).rglob("*") if p.is_file())
-    committed = sorted(p.relative_to(REPO / "assignments" / assignment) for p in (REPO / "assignments" / assignment).rglob("*") if p.is_file())
+    made = sorted(
+        p.relative_to(tmp_path / "release" / assignment)
+        for p in (tmp_path / "release" / assignment).rglob("*")
+        if p.is_file()
+    )
+    committed = sorted(
+        p.relative_to(REPO / "assignments" / assignment)
+        for p in (REPO / "assignments" / assignment).rglob("*")
+        if p.is_file()
+    )
     assert made == committed, "run `llmcourse generate` and commit assignments/"
     for rel in made:
         a = (tmp_path / "release" / assignment / rel).read_bytes()

@@ -1,11 +1,11 @@
 """The project's own set-up: one place for pins, environment.yml agreeing with it, two commands."""
+
 from __future__ import annotations
 
 import re
 import tomllib
 
 import yaml
-
 from conftest import REPO
 
 

@@ -84,18 +84,25 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
         if t.dim() not in (3, 4):
             raise ValueError(f"{name} must be (B, H, T, d) or (B, T, d), got shape {tuple(t.shape)}")
     if not q.dim() == k.dim() == v.dim():
-        raise ValueError(f"q, k, v must have the same number of dimensions, got shapes "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(
+            f"q, k, v must have the same number of dimensions, got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
         lead = "(B, H)" if q.dim() == 4 else "(B,)"
-        raise ValueError(f"q, k, v must agree on the leading dims {lead}, got shapes "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(
+            f"q, k, v must agree on the leading dims {lead}, got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     if k.size(-2) != v.size(-2):
-        raise ValueError(f"k and v must have the same number of positions Tk, got k {tuple(k.shape)} "
-                         f"and v {tuple(v.shape)}")
+        raise ValueError(
+            f"k and v must have the same number of positions Tk, got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
     if q.size(-1) != k.size(-1):
-        raise ValueError(f"q and k must have the same head dim d (the dot product needs it), got "
-                         f"q {tuple(q.shape)} and k {tuple(k.shape)}")
+        raise ValueError(
+            f"q and k must have the same head dim d (the dot product needs it), got "
+            f"q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
     if not q.dtype == k.dtype == v.dtype:
         raise TypeError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if not q.device == k.device == v.device:
@@ -106,18 +113,22 @@ def _check_mask(mask, scores_shape: torch.Size, device: torch.device) -> None:
     if not isinstance(mask, Tensor):
         raise TypeError(f"mask must be a torch.Tensor of dtype bool, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
-        raise TypeError(f"mask must have dtype torch.bool (True = may attend), got {mask.dtype}; "
-                        "an additive float mask (0 / -inf) is not accepted, use mask.bool() or "
-                        "(mask == 0) as appropriate")
+        raise TypeError(
+            f"mask must have dtype torch.bool (True = may attend), got {mask.dtype}; "
+            "an additive float mask (0 / -inf) is not accepted, use mask.bool() or "
+            "(mask == 0) as appropriate"
+        )
     want = tuple(scores_shape)
     try:
         ok = mask.dim() <= len(want) and torch.broadcast_shapes(mask.shape, want) == want
     except RuntimeError:
         ok = False
     if not ok:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the attention "
-                         f"scores' shape {want} (B, H, Tq, Tk); e.g. a padding mask is (B, 1, 1, Tk), "
-                         f"a causal mask (Tq, Tk)")
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to the attention "
+            f"scores' shape {want} (B, H, Tq, Tk); e.g. a padding mask is (B, 1, 1, Tk), "
+            f"a causal mask (Tq, Tk)"
+        )
     if mask.device != device:
         raise ValueError(f"mask is on {mask.device} but q is on {device}")
 
@@ -155,8 +166,9 @@ def attention_distribution(query: Tensor, keys: Tensor, score: str = "dot") -> T
     if keys.dim() < 2:
         raise ValueError(f"keys must be (..., T, d), got shape {tuple(keys.shape)}")
     if query.size(-1) != keys.size(-1):
-        raise ValueError(f"query and keys must have the same last dim d, got query "
-                         f"{tuple(query.shape)} and keys {tuple(keys.shape)}")
+        raise ValueError(
+            f"query and keys must have the same last dim d, got query {tuple(query.shape)} and keys {tuple(keys.shape)}"
+        )
     if score not in ("dot", "scaled_dot"):
         raise ValueError(f"score must be 'dot' or 'scaled_dot', got {score!r}")
     scores = (keys @ query.unsqueeze(-1)).squeeze(-1)  # (..., T, d) @ (..., d, 1) -> (..., T)
@@ -182,8 +194,9 @@ def padding_mask(lengths: Tensor, T: int) -> Tensor:
     """
     _check_tensor(lengths, "lengths", floating=False)
     if lengths.dim() != 1 or lengths.dtype == torch.bool or lengths.is_floating_point():
-        raise TypeError(f"lengths must be a 1-D integer tensor (B,), got {lengths.dtype} of shape "
-                        f"{tuple(lengths.shape)}")
+        raise TypeError(
+            f"lengths must be a 1-D integer tensor (B,), got {lengths.dtype} of shape {tuple(lengths.shape)}"
+        )
     if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > T):
         raise ValueError(f"lengths must lie in [0, T={T}], got {lengths.tolist()}")
     positions = torch.arange(T, device=lengths.device)  # (T,)
@@ -218,8 +231,7 @@ def scaled_dot_product_attention(
     if causal:
         Tq, Tk = scores.shape[-2:]
         if Tq > Tk:
-            raise ValueError(f"causal attention needs at least as many keys as queries, "
-                             f"got Tq={Tq}, Tk={Tk}")
+            raise ValueError(f"causal attention needs at least as many keys as queries, got Tq={Tq}, Tk={Tk}")
         if Tq > 1:  # a single query is the newest position: it may see every key
             # the last Tq rows of causal_mask(Tk), built directly: O(Tq * Tk), not O(Tk^2)
             rows = torch.arange(Tk - Tq, Tk, device=scores.device)[:, None]  # (Tq, 1)
@@ -301,14 +313,14 @@ class MultiHeadAttention(nn.Module):
     (3C, C) layout used by ``torch.nn.MultiheadAttention`` (and GPT-2's ``c_attn``).
     """
 
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, causal: bool = False,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, causal: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
         if not isinstance(n_embd, int) or not isinstance(n_head, int) or n_embd <= 0 or n_head <= 0:
             raise ValueError(f"n_embd and n_head must be positive ints, got {n_embd!r}, {n_head!r}")
         if n_embd % n_head != 0:
-            raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: each head gets "
-                             f"n_embd / n_head channels")
+            raise ValueError(
+                f"n_embd={n_embd} is not divisible by n_head={n_head}: each head gets n_embd / n_head channels"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.n_embd, self.n_head, self.causal, self.dropout = n_embd, n_head, causal, dropout
@@ -317,8 +329,7 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                kv_cache: KVCache | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor | None = None, kv_cache: KVCache | None = None) -> tuple[Tensor, Tensor]:
         """x (B, T, C) -> (out (B, T, C), weights (B, H, T, T_total)).
 
         mask: bool, True = may attend, broadcastable to (B, H, T, T_total) (e.g. a padding mask
@@ -349,12 +360,12 @@ class MultiHeadAttention(nn.Module):
         if (bias is None) != (self.q_proj.bias is None):
             raise ValueError("bias mismatch: one side has projection biases and the other does not")
         for i, proj in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-            proj.weight.copy_(weight[i * C:(i + 1) * C])
+            proj.weight.copy_(weight[i * C : (i + 1) * C])
             if bias is not None:
-                proj.bias.copy_(bias[i * C:(i + 1) * C])
+                proj.bias.copy_(bias[i * C : (i + 1) * C])
 
     @classmethod
-    def from_torch(cls, mha: nn.MultiheadAttention, causal: bool = False) -> "MultiHeadAttention":
+    def from_torch(cls, mha: nn.MultiheadAttention, causal: bool = False) -> MultiHeadAttention:
         """A copy of ``torch.nn.MultiheadAttention`` (same outputs, same weights per head).
 
         Only the common configuration is supported: kdim == vdim == embed_dim, no bias_k/bias_v,
@@ -364,10 +375,8 @@ class MultiHeadAttention(nn.Module):
         if not isinstance(mha, nn.MultiheadAttention):
             raise TypeError(f"expected torch.nn.MultiheadAttention, got {type(mha).__name__}")
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
-            raise ValueError("only kdim == vdim == embed_dim, no bias_k/bias_v and no add_zero_attn "
-                             "are supported")
-        ours = cls(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None, causal=causal,
-                   dropout=mha.dropout)
+            raise ValueError("only kdim == vdim == embed_dim, no bias_k/bias_v and no add_zero_attn are supported")
+        ours = cls(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None, causal=causal, dropout=mha.dropout)
         ours.to(device=mha.in_proj_weight.device, dtype=mha.in_proj_weight.dtype)
         ours.load_packed_qkv(mha.in_proj_weight, mha.in_proj_bias)
         with torch.no_grad():
@@ -377,5 +386,4 @@ class MultiHeadAttention(nn.Module):
         return ours
 
     def extra_repr(self) -> str:
-        return (f"n_embd={self.n_embd}, n_head={self.n_head}, causal={self.causal}, "
-                f"dropout={self.dropout}")
+        return f"n_embd={self.n_embd}, n_head={self.n_head}, causal={self.causal}, dropout={self.dropout}"

@@ -1,13 +1,14 @@
 """The ``llmcourse`` command: one front door for students and instructors.
 
-    llmcourse validate NOTEBOOK            students: run the visible tests, exit 1 on failure
-    llmcourse generate [ASSIGNMENT ...]    instructors: solutions/ -> assignments/ (nbgrader)
-    llmcourse autograde ASSIGNMENT [--submissions DIR]
-    llmcourse collect ASSIGNMENT EXPORT.zip   import an LMS export into submitted/
-    llmcourse feedback ASSIGNMENT          HTML per student, no hidden tests or inputs
-    llmcourse integrity ASSIGNMENT         similar pairs and copies of the reference (winnowing)
-    llmcourse export [--out grades.csv]
+llmcourse validate NOTEBOOK            students: run the visible tests, exit 1 on failure
+llmcourse generate [ASSIGNMENT ...]    instructors: solutions/ -> assignments/ (nbgrader)
+llmcourse autograde ASSIGNMENT [--submissions DIR]
+llmcourse collect ASSIGNMENT EXPORT.zip   import an LMS export into submitted/
+llmcourse feedback ASSIGNMENT          HTML per student, no hidden tests or inputs
+llmcourse integrity ASSIGNMENT         similar pairs and copies of the reference (winnowing)
+llmcourse export [--out grades.csv]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,14 +51,24 @@ def cmd_generate(args) -> int:
 
 def cmd_autograde(args) -> int:
     from tqdm import tqdm
+
     course = _course(args)
     options = pipeline.GradingOptions(
-        workers=args.workers, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
-        memory_mb=args.memory_mb, output_limit=args.output_limit, force=args.force,
-        sandbox=False if args.no_sandbox else None, run_all_cells=args.run_all_cells)
+        workers=args.workers,
+        cell_timeout=args.cell_timeout,
+        notebook_timeout=args.notebook_timeout,
+        memory_mb=args.memory_mb,
+        output_limit=args.output_limit,
+        force=args.force,
+        sandbox=False if args.no_sandbox else None,
+        run_all_cells=args.run_all_cells,
+    )
     if not args.no_sandbox and not pipeline.sandbox_available():
-        print("warning: user namespaces are unavailable here, so student kernels run without the sandbox "
-              "(the answer key cannot be imported, but files on disk are not hidden)", file=sys.stderr)
+        print(
+            "warning: user namespaces are unavailable here, so student kernels run without the sandbox "
+            "(the answer key cannot be imported, but files on disk are not hidden)",
+            file=sys.stderr,
+        )
     bar = tqdm(desc=f"autograde {args.assignment}", unit="student", file=sys.stderr, dynamic_ncols=True)
 
     def show(r: pipeline.StudentResult, done: int, total: int) -> None:
@@ -66,36 +77,57 @@ def cmd_autograde(args) -> int:
         bar.write(f"{r.student:<28} {r.status:<8} {r.score:g} / {r.max_score:g}{note}")
         bar.update(1)
 
-    results = pipeline.autograde(course, args.assignment, args.submissions and Path(args.submissions),
-                                 args.student or None, options=options, dask=args.dask, progress=show)
+    results = pipeline.autograde(
+        course,
+        args.assignment,
+        args.submissions and Path(args.submissions),
+        args.student or None,
+        options=options,
+        dask=args.dask,
+        progress=show,
+    )
     bar.close()
     errors = [r for r in results if r.status == "error"]
-    print(f"graded {len(results) - len(errors)} of {len(results)} submissions "
-          f"({len(errors)} with errors); report: {course.root / 'reports' / (args.assignment + '.csv')}")
+    print(
+        f"graded {len(results) - len(errors)} of {len(results)} submissions "
+        f"({len(errors)} with errors); report: {course.root / 'reports' / (args.assignment + '.csv')}"
+    )
     return 0
 
 
 def cmd_collect(args) -> int:
     from datetime import datetime
+
     from .grading.collect import collect_zip, report_text
+
     course = _course(args)
     course.check_assignment(args.assignment)
     roster = Path(args.roster).read_text().split() if args.roster else None
     try:
         due = datetime.fromisoformat(args.due) if args.due else None
     except ValueError:
-        raise pipeline.PipelineError(f"--due {args.due!r} is not an ISO date like 2026-12-01T23:59+00:00")
+        raise pipeline.PipelineError(f"--due {args.due!r} is not an ISO date like 2026-12-01T23:59+00:00") from None
     try:
-        report = collect_zip(args.zip, course.root, args.assignment, course.notebooks(args.assignment),
-                             pattern=args.pattern, roster=roster, due=due, force=args.force, strict=args.strict)
+        report = collect_zip(
+            args.zip,
+            course.root,
+            args.assignment,
+            course.notebooks(args.assignment),
+            pattern=args.pattern,
+            roster=roster,
+            due=due,
+            force=args.force,
+            strict=args.strict,
+        )
     except (ValueError, FileNotFoundError) as e:
-        raise pipeline.PipelineError(str(e))
+        raise pipeline.PipelineError(str(e)) from None
     print(report_text(report))
     return 0
 
 
 def cmd_integrity(args) -> int:
     from .grading.integrity import similarity_report, write_report
+
     course = _course(args)
     course.check_assignment(args.assignment)
     report = similarity_report(course.root, args.assignment, repo_root=course.repo, threshold=args.threshold)
@@ -118,7 +150,9 @@ def cmd_export(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmcourse", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--course-dir", help="nbgrader course directory (default: $LLMCOURSE_COURSE_DIR or ./course_work)")
+    parser.add_argument(
+        "--course-dir", help="nbgrader course directory (default: $LLMCOURSE_COURSE_DIR or ./course_work)"
+    )
     parser.add_argument("--db", help="gradebook database URL (default: sqlite in the course directory)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -144,10 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="memory cap of a student's kernel")
     p.add_argument("--output-limit", type=int, default=defaults.output_limit, help="bytes of output kept per notebook")
     p.add_argument("--no-sandbox", action="store_true", help="do not isolate kernels in namespaces (not recommended)")
-    p.add_argument("--run-all-cells", action="store_true",
-                   help="also run the cells after the last graded cell (they cannot change a grade; off by default)")
-    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="grade on Dask: a LocalCluster, or the scheduler at ADDRESS (e.g. tcp://host:8786)")
+    p.add_argument(
+        "--run-all-cells",
+        action="store_true",
+        help="also run the cells after the last graded cell (they cannot change a grade; off by default)",
+    )
+    p.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="grade on Dask: a LocalCluster, or the scheduler at ADDRESS (e.g. tcp://host:8786)",
+    )
     p.set_defaults(func=cmd_autograde)
 
     p = sub.add_parser("collect", help="import an LMS zip export (one file per student) into submitted/")

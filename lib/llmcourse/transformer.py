@@ -95,7 +95,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     if approximate == "none":
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
     if approximate == "tanh":
-        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
@@ -122,8 +122,9 @@ class LayerNorm(nn.Module):
 class MLP(nn.Module):
     """Per-position feed-forward net: Linear(C, 4C) -> GELU -> Linear(4C, C) -> dropout."""
 
-    def __init__(self, n_embd: int, hidden: int | None = None, bias: bool = True,
-                 dropout: float = 0.0, approximate: str = "none") -> None:
+    def __init__(
+        self, n_embd: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0, approximate: str = "none"
+    ) -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -148,12 +149,11 @@ class Block(nn.Module):
     stacks more stably.
     """
 
-    def __init__(self, config: "GPTConfig") -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         C = config.n_embd
         self.ln_1 = LayerNorm(C, bias=config.bias)
-        self.attn = MultiHeadAttention(C, config.n_head, bias=config.bias, causal=True,
-                                       dropout=config.dropout)
+        self.attn = MultiHeadAttention(C, config.n_head, bias=config.bias, causal=True, dropout=config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)  # on the attention branch's output
         self.ln_2 = LayerNorm(C, bias=config.bias)
         self.mlp = MLP(C, bias=config.bias, dropout=config.dropout)
@@ -211,8 +211,7 @@ class GPTConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.positions not in ("learned", "sinusoidal"):
-            raise ValueError(f"GPTConfig.positions must be 'learned' or 'sinusoidal', "
-                             f"got {self.positions!r}")
+            raise ValueError(f"GPTConfig.positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
 
 
 class GPT(nn.Module):
@@ -276,8 +275,9 @@ class GPT(nn.Module):
             raise ValueError(f"{name} must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
         V = self.config.vocab_size
         if int(idx.min()) < 0 or int(idx.max()) >= V:
-            raise ValueError(f"{name} holds ids outside [0, vocab_size={V}): min {int(idx.min())}, "
-                             f"max {int(idx.max())}")
+            raise ValueError(
+                f"{name} holds ids outside [0, vocab_size={V}): min {int(idx.min())}, max {int(idx.max())}"
+            )
 
     def _hidden(self, idx: Tensor, kv_caches: list[KVCache] | None = None) -> Tensor:
         """(B, T) ids -> (B, T, C) final hidden states (after ln_f).
@@ -289,8 +289,10 @@ class GPT(nn.Module):
         past = kv_caches[0].length if kv_caches is not None else 0
         if past + T > self.config.block_size:
             what = f"{T}" if past == 0 else f"{past + T} (cached {past} + new {T})"
-            raise ValueError(f"sequence length {what} exceeds block_size={self.config.block_size}; "
-                             f"crop the input to its last {self.config.block_size} tokens")
+            raise ValueError(
+                f"sequence length {what} exceeds block_size={self.config.block_size}; "
+                f"crop the input to its last {self.config.block_size} tokens"
+            )
         pos = torch.arange(past, past + T, device=idx.device)  # (T,)
         pos_emb = self.wpe(pos) if self.wpe is not None else self.pe[pos]  # (T, C)
         x = self.drop(self.wte(idx) + pos_emb)  # (B, T, C) + (T, C) -> (B, T, C)
@@ -311,10 +313,8 @@ class GPT(nn.Module):
         if targets is not None:
             if not isinstance(targets, Tensor) or targets.shape != idx.shape:
                 got = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
-                raise ValueError(f"targets must be a tensor shaped like idx {tuple(idx.shape)}, "
-                                 f"got {got}")
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1).long(),
-                                   ignore_index=-1)
+                raise ValueError(f"targets must be a tensor shaped like idx {tuple(idx.shape)}, got {got}")
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-1)
         return logits, loss
 
     @torch.no_grad()
@@ -322,8 +322,7 @@ class GPT(nn.Module):
         """Per layer, the attention weights (B, H, T, T) for idx (B, T): what bertviz draws."""
         self._check_idx(idx)
         maps: list[Tensor] = []
-        hooks = [b.attn.register_forward_hook(lambda mod, inp, out: maps.append(out[1]))
-                 for b in self.blocks]
+        hooks = [b.attn.register_forward_hook(lambda mod, inp, out: maps.append(out[1])) for b in self.blocks]
         try:
             self._hidden(idx)
         finally:
@@ -332,9 +331,16 @@ class GPT(nn.Module):
         return maps
 
     @torch.no_grad()
-    def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, greedy: bool = False, use_cache: bool = True,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        greedy: bool = False,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Extend idx (B, T) by max_new_tokens tokens, one at a time; returns (B, T + max_new_tokens).
 
         Each step turns the last position's logits into a distribution (divide by temperature,
@@ -358,8 +364,10 @@ class GPT(nn.Module):
             raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
         block_size = self.config.block_size
         if idx.size(1) > block_size:
-            raise ValueError(f"prompt of length {idx.size(1)} exceeds block_size={block_size}; "
-                             f"pass at most the last {block_size} tokens")
+            raise ValueError(
+                f"prompt of length {idx.size(1)} exceeds block_size={block_size}; "
+                f"pass at most the last {block_size} tokens"
+            )
         if not greedy and not temperature > 0:
             raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}")
         if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
@@ -380,8 +388,9 @@ class GPT(nn.Module):
         return idx
 
     @staticmethod
-    def _sample(logits: Tensor, temperature: float, top_k: int | None, greedy: bool,
-                generator: torch.Generator | None) -> Tensor:
+    def _sample(
+        logits: Tensor, temperature: float, top_k: int | None, greedy: bool, generator: torch.Generator | None
+    ) -> Tensor:
         """(B, V) logits -> (B, 1) next token ids."""
         if greedy:
             return logits.argmax(dim=-1, keepdim=True)
@@ -400,6 +409,7 @@ class GPT(nn.Module):
 @dataclass
 class BertConfig:
     """The fields of a Hugging Face BERT config.json that the model needs (MiniLM's defaults)."""
+
     vocab_size: int = 30522
     hidden_size: int = 384
     num_hidden_layers: int = 6
@@ -414,11 +424,10 @@ class BertConfig:
     pad_token_id: int = 0
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BertConfig":
+    def from_dict(cls, d: dict) -> BertConfig:
         """Keep the known fields of a config.json dict; refuse the variants we do not implement."""
         if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"only absolute position embeddings are supported, got "
-                             f"{d['position_embedding_type']!r}")
+            raise ValueError(f"only absolute position embeddings are supported, got {d['position_embedding_type']!r}")
         if d.get("hidden_act", "gelu") not in _BERT_GELU:
             raise ValueError(f"unsupported hidden_act {d['hidden_act']!r}; known: {sorted(_BERT_GELU)}")
         names = {f.name for f in fields(cls)}
@@ -453,12 +462,17 @@ class BertLayer(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         C, eps = config.hidden_size, config.layer_norm_eps
-        self.attn = MultiHeadAttention(C, config.num_attention_heads, bias=True, causal=False,
-                                       dropout=config.attention_probs_dropout_prob)
+        self.attn = MultiHeadAttention(
+            C, config.num_attention_heads, bias=True, causal=False, dropout=config.attention_probs_dropout_prob
+        )
         self.resid_dropout = nn.Dropout(config.hidden_dropout_prob)  # on the attention output
         self.ln_1 = LayerNorm(C, eps=eps)
-        self.mlp = MLP(C, hidden=config.intermediate_size, dropout=config.hidden_dropout_prob,
-                       approximate=_BERT_GELU[config.hidden_act])
+        self.mlp = MLP(
+            C,
+            hidden=config.intermediate_size,
+            dropout=config.hidden_dropout_prob,
+            approximate=_BERT_GELU[config.hidden_act],
+        )
         self.ln_2 = LayerNorm(C, eps=eps)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -480,8 +494,9 @@ class BertEncoder(nn.Module):
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None) -> tuple[list[Tensor], list[Tensor]]:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> tuple[list[Tensor], list[Tensor]]:
         """input_ids (B, T) -> (hidden_states, attentions).
 
         attention_mask (B, T): 1 for real tokens, 0 for padding (what the tokenizer returns);
@@ -495,8 +510,9 @@ class BertEncoder(nn.Module):
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
         B, T = input_ids.shape
         if T > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {T} exceeds max_position_embeddings="
-                             f"{self.config.max_position_embeddings}")
+            raise ValueError(
+                f"sequence length {T} exceeds max_position_embeddings={self.config.max_position_embeddings}"
+            )
         if int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size:
             raise ValueError(f"input_ids outside [0, vocab_size={self.config.vocab_size})")
         for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
@@ -515,8 +531,6 @@ class BertEncoder(nn.Module):
             hidden_states.append(x)
             attentions.append(weights)
         return hidden_states, attentions
-
-
 
 
 def convert_hf_bert_state_dict(hf: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:

@@ -1,4 +1,5 @@
 """The checker: strict encoding, readable differences, trusted verification, the answer-key blocker."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,10 +8,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from llmcourse.checks import checker
-from llmcourse.checks.checker import (CheckFailed, UnsupportedOutput, check, encode, first_difference,
-                               get_spec, verify_record)
+from llmcourse.checks.checker import (
+    CheckFailed,
+    UnsupportedOutput,
+    check,
+    encode,
+    first_difference,
+    get_spec,
+    verify_record,
+)
 from llmcourse.grading.preprocessors import expected_checks
 
 
@@ -26,11 +33,14 @@ def test_encode_strips_subclass_tricks():
     class Liar(int):
         def __eq__(self, other):
             return True
+
         def __int__(self):
             return 999
+
     class AlwaysEqualList(list):
         def __eq__(self, other):
             return True
+
     assert encode(Liar(3)) == 3
     assert encode(AlwaysEqualList([1])) == [1]
     assert first_difference(encode([1, 2]), encode(AlwaysEqualList([1]))) is not None
@@ -40,6 +50,7 @@ def test_encode_refuses_objects_it_cannot_compare():
     class Anything:
         def __eq__(self, other):
             return True
+
     with pytest.raises(UnsupportedOutput, match="Anything"):
         encode(Anything())
     with pytest.raises(UnsupportedOutput):
@@ -64,11 +75,13 @@ def test_hidden_differences_do_not_show_values():
 
 def test_check_passes_the_reference_and_explains_a_wrong_function(capsys):
     from llmcourse.tokenization import merge
+
     check("tokenization.merge", merge)
     assert "PASS" in capsys.readouterr().out
 
     def off_by_one(ids, pair, idx):
         return merge(ids, pair, idx + 1)
+
     with pytest.raises(CheckFailed) as info:
         check("tokenization.merge", off_by_one)
     text = str(info.value)
@@ -78,6 +91,7 @@ def test_check_passes_the_reference_and_explains_a_wrong_function(capsys):
 def test_check_reports_exceptions_with_the_students_line():
     def broken(ids, pair, idx):
         raise KeyError("oops")
+
     with pytest.raises(CheckFailed, match="raised KeyError"):
         check("tokenization.merge", broken)
 
@@ -99,17 +113,18 @@ def test_hidden_cases_depend_on_the_secret_seed():
 
 def test_verify_record_trusts_nothing_in_the_record():
     from llmcourse.tokenization import get_stats
+
     spec = get_spec("tokenization.get_stats")
-    good = {"check": spec.name, "hidden": True,
-            "results": checker.run_cases(get_stats, spec.cases(True, 7))}
+    good = {"check": spec.name, "hidden": True, "results": checker.run_cases(get_stats, spec.cases(True, 7))}
     assert verify_record(good, spec.name, True, seed=7).passed
-    assert not verify_record(good, spec.name, True, seed=8).passed        # outputs for other inputs
+    assert not verify_record(good, spec.name, True, seed=8).passed  # outputs for other inputs
     assert not verify_record({**good, "hidden": False}, spec.name, True, 7).passed
     assert not verify_record({**good, "results": good["results"][:-1]}, spec.name, True, 7).passed
     assert not verify_record({**good, "results": "all passed"}, spec.name, True, 7).passed
     assert not verify_record(None, spec.name, True, 7).passed
-    assert not verify_record({**good, "results": [{"ok": 1, "error": 2}] * len(good["results"])},
-                             spec.name, True, 7).passed
+    assert not verify_record(
+        {**good, "results": [{"ok": 1, "error": 2}] * len(good["results"])}, spec.name, True, 7
+    ).passed
 
 
 def test_expected_checks_reads_the_test_cell_source():
@@ -119,10 +134,12 @@ def test_expected_checks_reads_the_test_cell_source():
 
 
 def test_grading_kernel_blocks_the_answer_key():
-    code = ("from llmcourse.grading.kernel import install_blocker\n"
-            "import llmcourse.tokenization\n"
-            "install_blocker(['llmcourse.tokenization'])\n"
-            "import llmcourse.toolbox.data\n"   # other lib modules stay available
-            "try:\n    from llmcourse.tokenization import merge\nexcept ImportError as e:\n    print('BLOCKED', e)\n")
+    code = (
+        "from llmcourse.grading.kernel import install_blocker\n"
+        "import llmcourse.tokenization\n"
+        "install_blocker(['llmcourse.tokenization'])\n"
+        "import llmcourse.toolbox.data\n"  # other lib modules stay available
+        "try:\n    from llmcourse.tokenization import merge\nexcept ImportError as e:\n    print('BLOCKED', e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "BLOCKED" in out.stdout and "reference solution" in out.stdout, out.stderr

@@ -5,6 +5,7 @@ same notebook (and every other student) keep their points. Faults (a killed kern
 bomb, a 1 GB print) must name their reason in the report and never turn unrun cells into passes.
 Expected scores come from the assignment's point table.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,6 @@ import json
 import sqlite3
 
 import pytest
-
 from conftest import make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
@@ -28,53 +28,76 @@ WRONG_ENCODE = "def encode(text, merges, pattern=GPT4_SPLIT_PATTERN, special_tok
 
 ATTACKS = {
     # --- using the answer key --------------------------------------------------------------
-    "import_reference": ("test_merge", '''
+    "import_reference": (
+        "test_merge",
+        """
 def merge(ids, pair, idx):
     from llmcourse.tokenization import merge as reference_merge
     return reference_merge(ids, pair, idx)
-'''),
-    "import_tokenizer_class": ("test_train_merges", '''
+""",
+    ),
+    "import_tokenizer_class": (
+        "test_train_merges",
+        """
 def train_merges(text, vocab_size, pattern=GPT4_SPLIT_PATTERN):
     import llmcourse.tokenization as answer_key
     return answer_key.Tokenizer(pattern).train(text, vocab_size).merges
-'''),
-    "unblock_then_import": ("test_decode", '''
+""",
+    ),
+    "unblock_then_import": (
+        "test_decode",
+        """
 import sys
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "AnswerKeyBlocker"]
 for name in [m for m in sys.modules if m.startswith("llmcourse.tokenization")]:
     del sys.modules[name]
 from llmcourse.tokenization import decode
-'''),
-    "exec_reference_source": ("test_train_merges", '''
+""",
+    ),
+    "exec_reference_source": (
+        "test_train_merges",
+        """
 import os, llmcourse
 _path = os.path.join(os.path.dirname(llmcourse.__file__), "tokenization.py")
 _ns = {"__name__": "stolen"}
 exec(compile(open(_path).read(), _path, "exec"), _ns)
 train_merges = _ns["train_merges"]
-'''),
-    "load_reference_from_file": ("test_encode", '''
+""",
+    ),
+    "load_reference_from_file": (
+        "test_encode",
+        """
 import importlib.util, os, llmcourse
 _spec = importlib.util.spec_from_file_location("stolen", os.path.join(os.path.dirname(llmcourse.__file__), "tokenization.py"))
 _mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_mod)
 encode = _mod.encode
-'''),
-    "read_solution_notebook": ("test_decode", '''
+""",
+    ),
+    "read_solution_notebook": (
+        "test_decode",
+        """
 import json, os, llmcourse
 _repo = os.path.dirname(os.path.dirname(os.path.dirname(llmcourse.__file__)))
 _nb = json.load(open(os.path.join(_repo, "solutions", "01_tokenization", "tokenization.ipynb")))
 exec(next("".join(c["source"]) for c in _nb["cells"] if "def decode" in "".join(c["source"])))
-'''),
-    "git_history": ("test_decode", '''
+""",
+    ),
+    "git_history": (
+        "test_decode",
+        """
 import subprocess, os, llmcourse
 _repo = os.path.dirname(os.path.dirname(os.path.dirname(llmcourse.__file__)))
 _src = subprocess.run(["git", "-C", _repo, "show", "HEAD:lib/llmcourse/tokenization.py"], capture_output=True, text=True).stdout
 _ns = {}
 exec(_src, _ns)
 decode = _ns["decode"]
-'''),
+""",
+    ),
     # --- fooling the comparison --------------------------------------------------------------
-    "always_equal_dict": ("test_get_stats", '''
+    "always_equal_dict": (
+        "test_get_stats",
+        """
 class AlwaysEqual(dict):
     def __eq__(self, other):
         return True
@@ -83,8 +106,11 @@ class AlwaysEqual(dict):
 
 def get_stats(ids):
     return AlwaysEqual()
-'''),
-    "always_equal_object": ("test_decode", '''
+""",
+    ),
+    "always_equal_object": (
+        "test_decode",
+        """
 class Anything(str):
     def __eq__(self, other):
         return True
@@ -92,8 +118,11 @@ class Anything(str):
 
 def decode(ids, vocab):
     return Anything("")
-'''),
-    "monkeypatch_checker_torch_numpy": ("test_encode", '''
+""",
+    ),
+    "monkeypatch_checker_torch_numpy": (
+        "test_encode",
+        """
 import numpy.testing, torch
 import llmcourse.checks.checker as checker
 torch.allclose = lambda *a, **k: True
@@ -101,13 +130,21 @@ numpy.testing.assert_allclose = lambda *a, **k: None
 numpy.testing.assert_array_equal = lambda *a, **k: None
 checker.compare_results = lambda spec, hidden, cases, e, g: checker.Outcome(spec.name, hidden, True, len(cases), [])
 checker.check = lambda *a, **k: None
-''' + WRONG_ENCODE),
-    "monkeypatch_builtins": ("test_encode", '''
+"""
+        + WRONG_ENCODE,
+    ),
+    "monkeypatch_builtins": (
+        "test_encode",
+        """
 import builtins
 builtins.isinstance = lambda *a: True
 builtins.AssertionError = type("NeverRaised", (Exception,), {})
-''' + WRONG_ENCODE),
-    "forged_record": ("test_encode", '''
+"""
+        + WRONG_ENCODE,
+    ),
+    "forged_record": (
+        "test_encode",
+        """
 from IPython.display import display
 import llmcourse.checks.checker as checker
 
@@ -116,9 +153,13 @@ def _forge(name, fn, hidden=False):   # claims every case passed, with made-up o
     display({checker.MIME: {"v": 1, "check": name, "hidden": hidden,
                             "results": [{"ok": []} for _ in cases]}, "text/plain": ""}, raw=True)
 checker.check = _forge
-''' + WRONG_ENCODE),
+"""
+        + WRONG_ENCODE,
+    ),
     # --- tampering with files -----------------------------------------------------------------
-    "write_gradebook": ("test_decode", '''
+    "write_gradebook": (
+        "test_decode",
+        """
 import sqlite3
 for _path in ["{course}/gradebook.db"]:
     try:
@@ -131,23 +172,34 @@ for _path in ["{course}/gradebook.db"]:
         open(_path, "w").write("corrupted")
     except Exception:
         pass
-''' + WRONG_DECODE),
-    "write_other_student": ("test_decode", '''
+"""
+        + WRONG_DECODE,
+    ),
+    "write_other_student": (
+        "test_decode",
+        """
 import glob
 for _path in glob.glob("{course}/submitted/*/01_tokenization/tokenization.ipynb") + glob.glob("{course}/autograded/*/01_tokenization/tokenization.ipynb"):
     try:
         open(_path, "w").write("{{}}")
     except Exception:
         pass
-''' + WRONG_DECODE),
+"""
+        + WRONG_DECODE,
+    ),
     # --- faults --------------------------------------------------------------------------------
     "kill_kernel": ("test_decode", "import os\nos._exit(1)\n"),
-    "infinite_loop": ("test_train_merges", '''
+    "infinite_loop": (
+        "test_train_merges",
+        """
 def train_merges(text, vocab_size, pattern=GPT4_SPLIT_PATTERN):
     while True:
         pass
-'''),
-    "hang_ignoring_interrupt": ("test_decode", '''
+""",
+    ),
+    "hang_ignoring_interrupt": (
+        "test_decode",
+        """
 import time
 def decode(ids, vocab):
     while True:
@@ -155,7 +207,8 @@ def decode(ids, vocab):
             time.sleep(0.2)
         except KeyboardInterrupt:
             pass
-'''),
+""",
+    ),
     "memory_bomb": ("test_decode", "_hog = []\nwhile True:\n    _hog.append(bytearray(10**8))\n"),
 }
 TAMPER_TEST_CELLS = {
@@ -164,14 +217,19 @@ TAMPER_TEST_CELLS = {
 }
 # Faults that break a limit stop the notebook: every later part fails too, since it never ran.
 STOPS_NOTEBOOK = {"kill_kernel", "hang_ignoring_interrupt", "infinite_loop", "memory_bomb", "output_flood"}
-REASON = {"kill_kernel": "KernelDied", "hang_ignoring_interrupt": "CellTimeoutError",
-          "infinite_loop": "CellTimeoutError", "memory_bomb": "MemoryError", "output_flood": "OutputLimit"}
+REASON = {
+    "kill_kernel": "KernelDied",
+    "hang_ignoring_interrupt": "CellTimeoutError",
+    "infinite_loop": "CellTimeoutError",
+    "memory_bomb": "MemoryError",
+    "output_flood": "OutputLimit",
+}
 
 
 def expected_parts(attack: str, target: str) -> dict[str, float]:
     lost = {target} | USES.get(target, set())
     if attack in STOPS_NOTEBOOK:
-        lost |= set(ORDER[ORDER.index(target):])
+        lost |= set(ORDER[ORDER.index(target) :])
     return {k: (0.0 if k in lost else float(v)) for k, v in POINTS.items()}
 
 
@@ -185,14 +243,23 @@ def batch(tmp_path_factory):
     for name, (target, code) in ATTACKS.items():
         part = target.removeprefix("test_")
         make_submission(subs, name, A, NB, {**good, part: code.replace("{course}", str(course))})
-    for name, (target, edits, drops) in TAMPER_TEST_CELLS.items():
+    for name, (_target, edits, drops) in TAMPER_TEST_CELLS.items():
         make_submission(subs, name, A, NB, {**good, "decode": WRONG_DECODE}, extra_cells=edits, drop_cells=drops)
     make_submission(subs, "output_flood", A, NB, {**good, "decode": 'print("x" * 10**9)\n' + good["decode"]})
     original = hashlib.sha256((subs / "control_solution" / A / f"{NB}.ipynb").read_bytes()).hexdigest()
 
     run_cli("generate", A, "--no-update-repo", course_dir=course)
-    run_cli("autograde", A, "--submissions", str(subs), "--cell-timeout", "20", "--notebook-timeout", "150",
-            course_dir=course)
+    run_cli(
+        "autograde",
+        A,
+        "--submissions",
+        str(subs),
+        "--cell-timeout",
+        "20",
+        "--notebook-timeout",
+        "150",
+        course_dir=course,
+    )
     report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
     return {"course": course, "report": report, "original": original}
 
@@ -254,19 +321,28 @@ def test_the_grading_kernel_fails_closed_without_its_policy(tmp_path, monkeypatc
     import sys
 
     from llmcourse.grading.kernel import load_policy
+
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LLMCOURSE_")}
-    proc = subprocess.run([sys.executable, "-m", "llmcourse.grading.kernel", "-f", str(tmp_path / "c.json")],
-                          env={**env, "LLMCOURSE_COURSE_ROOT": str(tmp_path / "nowhere")}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmcourse.grading.kernel", "-f", str(tmp_path / "c.json")],
+        env={**env, "LLMCOURSE_COURSE_ROOT": str(tmp_path / "nowhere")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "no grading policy" in proc.stderr and "Traceback" not in proc.stderr
     policies = tmp_path / "course" / ".llmcourse" / "kernel"
     policies.mkdir(parents=True)
-    (policies / "_any.json").write_text(json.dumps({"blocked": ["llmcourse.tokenization", "llmcourse.attention"],
-                                                    "hide": ["/x"]}))
+    (policies / "_any.json").write_text(
+        json.dumps({"blocked": ["llmcourse.tokenization", "llmcourse.attention"], "hide": ["/x"]})
+    )
     (policies / "01_tokenization.json").write_text(json.dumps({"blocked": ["llmcourse.tokenization"], "hide": []}))
     monkeypatch.setenv("LLMCOURSE_COURSE_ROOT", str(tmp_path / "course"))
-    for folder, blocked in [("01_tokenization", ["llmcourse.tokenization"]),
-                            ("somewhere_else", ["llmcourse.tokenization", "llmcourse.attention"])]:
+    for folder, blocked in [
+        ("01_tokenization", ["llmcourse.tokenization"]),
+        ("somewhere_else", ["llmcourse.tokenization", "llmcourse.attention"]),
+    ]:
         (tmp_path / folder).mkdir()
         monkeypatch.chdir(tmp_path / folder)
         assert load_policy()["blocked"] == blocked
@@ -279,6 +355,7 @@ def test_finished_kernels_leave_no_stage_folders(batch):
     import tempfile
 
     from llmcourse.grading.kernel import stage_pid
+
     left = []
     for name in os.listdir(tempfile.gettempdir()):
         pid = stage_pid(name)

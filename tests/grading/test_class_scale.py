@@ -2,6 +2,7 @@
 real Dask cluster (a scheduler and two worker processes on loopback) with the gradebook at another
 SQLAlchemy URL; the gradebook on a real PostgreSQL server; LMS zip collection and the integrity report
 through the CLI."""
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
@@ -58,9 +58,14 @@ def test_interrupted_batch_resumes_to_the_same_grades(tmp_path):
     expected = make_class(subs, 10, 5, 5)
     run_cli("generate", A, "--no-update-repo", course_dir=course)
     env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course))
-    proc = subprocess.Popen([sys.executable, "-m", "llmcourse.cli", "autograde", A, "--submissions", str(subs),
-                             "--workers", "2"], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmcourse.cli", "autograde", A, "--submissions", str(subs), "--workers", "2"],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results = course / ".llmcourse" / "results" / A
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and len(list(results.glob("*.json"))) < 5 and proc.poll() is None:
@@ -100,17 +105,49 @@ def dask_cluster(tmp_path):
     bindir = os.path.dirname(sys.executable)
     sched_file = tmp_path / "scheduler.json"
     log = open(tmp_path / "dask.log", "w")
-    procs = [_start([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(sched_file)], log)]
+    procs = [
+        _start(
+            [
+                f"{bindir}/dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            log,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(sched_file.read_text())["address"]
         for _ in range(2):
-            procs.append(_start([f"{bindir}/dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
-                                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{len(procs)}"], log))
+            procs.append(
+                _start(
+                    [
+                        f"{bindir}/dask",
+                        "worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                        "--name",
+                        f"w{len(procs)}",
+                    ],
+                    log,
+                )
+            )
         from distributed import Client
+
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
             assert len(client.scheduler_info()["workers"]) == 2
@@ -139,9 +176,14 @@ def test_grading_on_a_dask_cluster_with_another_database(tmp_path, dask_cluster)
     report = {r["student"]: r["score"] for r in json.loads((course / "reports" / f"{A}.json").read_text())}
     assert report == expected
     assert not (course / "gradebook.db").exists()  # everything went to the URL we gave
-    rows = sqlite3.connect(db).execute(
-        "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-        "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id"
+        )
+        .fetchall()
+    )
     assert {s: float(v) for s, v in rows} == expected
 
 
@@ -152,7 +194,9 @@ def postgres():
     Yields an SQLAlchemy URL. Run as the `postgres` system user when we are root (the server refuses root).
     """
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
-    assert found[-1], "PostgreSQL is not installed: `make setup-system` (part of `make test`) installs Debian's postgresql"
+    assert found[-1], (
+        "PostgreSQL is not installed: `make setup-system` (part of `make test`) installs Debian's postgresql"
+    )
     bindir = Path(found[-1]).parent
     home = Path(tempfile.mkdtemp(prefix="llmcourse-pg-"))  # not under pytest's root-only tmp dir
     as_server = []
@@ -168,8 +212,17 @@ def postgres():
         subprocess.run([*as_server, *map(str, cmd)], check=True, capture_output=True, timeout=120)
 
     pg(bindir / "initdb", "-D", data, "--auth=trust", "-U", "grader", "--no-sync")
-    pg(bindir / "pg_ctl", "-D", data, "-l", home / "server.log", "-w", "-o",
-       f"-k {home} -p {port} -c listen_addresses=''", "start")
+    pg(
+        bindir / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        home / "server.log",
+        "-w",
+        "-o",
+        f"-k {home} -p {port} -c listen_addresses=''",
+        "start",
+    )
     try:
         pg(bindir / "createdb", "-h", home, "-p", port, "-U", "grader", "gradebook")
         yield f"postgresql+psycopg://grader@/gradebook?host={home}&port={port}"
@@ -181,6 +234,7 @@ def postgres():
 def test_gradebook_on_a_postgresql_server(tmp_path, postgres):
     """The "big course" set-up: parallel workers writing to a real database server, then a rerun."""
     import psycopg
+
     subs, course = tmp_path / "subs", tmp_path / "course"
     expected = make_class(subs, 2, 1, 1)
     run_cli("--db", postgres, "autograde", A, "--submissions", str(subs), "--workers", "2", course_dir=course)
@@ -195,7 +249,8 @@ def test_gradebook_on_a_postgresql_server(tmp_path, postgres):
     with psycopg.connect(conninfo) as conn:
         rows = conn.execute(
             "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
+            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id"
+        ).fetchall()
     assert {s: float(v) for s, v in rows} == expected
 
 
@@ -231,6 +286,7 @@ def test_collect_an_lms_zip_then_integrity_report(tmp_path):
 def test_a_second_concurrent_run_is_refused_clearly(tmp_path):
     """While one autograde holds the course's lock, another one stops with a message, not a traceback."""
     import fcntl
+
     course = tmp_path / "course"
     make_class(tmp_path / "subs", 0, 1, 0)
     run_cli("generate", A, "--no-update-repo", course_dir=course)

@@ -1,19 +1,19 @@
 """Importing an LMS zip export: every naming style, and every rule (unmatched, duplicates, late,
 roster, existing submissions, zip-slip, corrupt archives)."""
+
 from __future__ import annotations
 
 import stat
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
 import pytest
-
 from llmcourse.grading.collect import CollectReport, collect_zip, report_text
 
 A, NB = "01_tokenization", "tokenization"
-UTC = timezone.utc
+UTC = UTC
 
 
 def _nb(tag: str) -> str:
@@ -25,7 +25,11 @@ def _zip(path: Path, entries: list) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for entry in entries:
             name, text = entry[0], entry[1]
-            info = name if isinstance(name, zipfile.ZipInfo) else zipfile.ZipInfo(name, entry[2] if len(entry) > 2 else (2024, 3, 1, 12, 0, 0))
+            info = (
+                name
+                if isinstance(name, zipfile.ZipInfo)
+                else zipfile.ZipInfo(name, entry[2] if len(entry) > 2 else (2024, 3, 1, 12, 0, 0))
+            )
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, text)
     return path
@@ -40,47 +44,59 @@ def _everything_under(path: Path) -> set[str]:
 
 
 def test_default_patterns_recognise_every_naming_style(tmp_path):
-    z = _zip(tmp_path / "export.zip", [
-        ("export/jsmith_12345_67890_tokenization.ipynb", _nb("jsmith")),       # Canvas
-        ("export/dlow_LATE_111_222_Tokenization-1.ipynb", _nb("dlow")),        # Canvas, late resubmission
-        ("tokenization_ajones.ipynb", _nb("ajones")),                          # notebook first
-        ("kpatel_tokenization (2).ipynb", _nb("kpatel")),                      # student first, browser copy suffix
-        ("bkim/tokenization.ipynb", _nb("bkim")),                              # folder per student
-        (f"all/clee/{A}/tokenization.ipynb", _nb("clee")),                     # nbgrader layout
-        ("export/jsmith_12345_67890_notes.ipynb", _nb("x")),                   # not an expected notebook
-        ("export/readme.txt", "hello"),
-        ("bkim/tokenization.py", "print(1)"),
-        ("__MACOSX/bkim/._tokenization.ipynb", "junk"),                        # ignored
-        ("export/", ""),                                                       # a folder entry
-    ])
+    z = _zip(
+        tmp_path / "export.zip",
+        [
+            ("export/jsmith_12345_67890_tokenization.ipynb", _nb("jsmith")),  # Canvas
+            ("export/dlow_LATE_111_222_Tokenization-1.ipynb", _nb("dlow")),  # Canvas, late resubmission
+            ("tokenization_ajones.ipynb", _nb("ajones")),  # notebook first
+            ("kpatel_tokenization (2).ipynb", _nb("kpatel")),  # student first, browser copy suffix
+            ("bkim/tokenization.ipynb", _nb("bkim")),  # folder per student
+            (f"all/clee/{A}/tokenization.ipynb", _nb("clee")),  # nbgrader layout
+            ("export/jsmith_12345_67890_notes.ipynb", _nb("x")),  # not an expected notebook
+            ("export/readme.txt", "hello"),
+            ("bkim/tokenization.py", "print(1)"),
+            ("__MACOSX/bkim/._tokenization.ipynb", "junk"),  # ignored
+            ("export/", ""),  # a folder entry
+        ],
+    )
     course = tmp_path / "course"
     report = collect_zip(z, course, A, [NB])
     assert sorted(report.imported) == ["ajones", "bkim", "clee", "dlow", "jsmith", "kpatel"]
     assert all(files == ["tokenization.ipynb"] for files in report.imported.values())
     for student in report.imported:
         assert f"# {student}" in _submitted(course, student).read_text()
-    assert sorted(report.unmatched) == ["bkim/tokenization.py", "export/jsmith_12345_67890_notes.ipynb",
-                                        "export/readme.txt"]
+    assert sorted(report.unmatched) == [
+        "bkim/tokenization.py",
+        "export/jsmith_12345_67890_notes.ipynb",
+        "export/readme.txt",
+    ]
     assert report.problems == [] and report.duplicates == {} and report.late == {}
     # nbgrader's own timestamp format, readable by nbgrader
     from nbgrader.utils import parse_utc
+
     stamp = (course / "submitted" / "bkim" / A / "timestamp.txt").read_text()
     assert stamp.endswith(" UTC")
     assert parse_utc(stamp) == datetime(2024, 3, 1, 12, 0, 0).astimezone().astimezone(UTC).replace(tzinfo=None)
 
 
 def test_custom_pattern_with_timestamp_in_the_name(tmp_path):
-    z = _zip(tmp_path / "lms.zip", [
-        ("ps1_bitdiddle_attempt_2016-01-30-15-00-00_tokenization.ipynb", _nb("b"), (2030, 1, 1, 0, 0, 0)),
-        ("ps1_hacker_attempt_2016-01-29-09-30-00_other.ipynb", _nb("h")),
-    ])
+    z = _zip(
+        tmp_path / "lms.zip",
+        [
+            ("ps1_bitdiddle_attempt_2016-01-30-15-00-00_tokenization.ipynb", _nb("b"), (2030, 1, 1, 0, 0, 0)),
+            ("ps1_hacker_attempt_2016-01-29-09-30-00_other.ipynb", _nb("h")),
+        ],
+    )
     pattern = r".*_(?P<student_id>\w+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file>\w+)"
     due = datetime(2016, 1, 30, 12, 0, tzinfo=UTC)
     report = collect_zip(z, tmp_path / "c", A, ["tokenization.ipynb"], pattern=pattern, due=due)
     assert report.imported == {"bitdiddle": ["tokenization.ipynb"]}
     assert report.unmatched == ["ps1_hacker_attempt_2016-01-29-09-30-00_other.ipynb"]
     # the name's time wins over the entry's (far later) modification time
-    assert (tmp_path / "c" / "submitted" / "bitdiddle" / A / "timestamp.txt").read_text() == "2016-01-30 15:00:00.000000 UTC"
+    assert (
+        tmp_path / "c" / "submitted" / "bitdiddle" / A / "timestamp.txt"
+    ).read_text() == "2016-01-30 15:00:00.000000 UTC"
     assert report.late["bitdiddle"].startswith("3h 0m late")
 
 
@@ -93,16 +109,22 @@ def test_a_pattern_must_name_both_groups(tmp_path):
 
 
 def test_duplicates_keep_the_newest_and_report_both(tmp_path):
-    z = _zip(tmp_path / "dup.zip", [
-        ("jsmith_1_2_tokenization.ipynb", _nb("new"), (2024, 3, 2, 9, 0, 0)),
-        ("jsmith_1_3_tokenization-1.ipynb", _nb("old"), (2024, 3, 1, 9, 0, 0)),
-        ("ajones/tokenization.ipynb", _nb("first"), (2024, 3, 1, 9, 0, 0)),
-        ("ajones/tokenization (1).ipynb", _nb("second"), (2024, 3, 1, 9, 0, 0)),   # same time
-    ])
+    z = _zip(
+        tmp_path / "dup.zip",
+        [
+            ("jsmith_1_2_tokenization.ipynb", _nb("new"), (2024, 3, 2, 9, 0, 0)),
+            ("jsmith_1_3_tokenization-1.ipynb", _nb("old"), (2024, 3, 1, 9, 0, 0)),
+            ("ajones/tokenization.ipynb", _nb("first"), (2024, 3, 1, 9, 0, 0)),
+            ("ajones/tokenization (1).ipynb", _nb("second"), (2024, 3, 1, 9, 0, 0)),  # same time
+        ],
+    )
     course = tmp_path / "c"
     report = collect_zip(z, course, A, [NB])
     assert "# new" in _submitted(course, "jsmith").read_text()
-    assert report.duplicates["jsmith/tokenization.ipynb"] == ["jsmith_1_2_tokenization.ipynb", "jsmith_1_3_tokenization-1.ipynb"]
+    assert report.duplicates["jsmith/tokenization.ipynb"] == [
+        "jsmith_1_2_tokenization.ipynb",
+        "jsmith_1_3_tokenization-1.ipynb",
+    ]
     # equal times: the later entry in the archive wins, and a problem says the choice was a guess
     assert "# second" in _submitted(course, "ajones").read_text()
     assert report.duplicates["ajones/tokenization.ipynb"][0] == "ajones/tokenization (1).ipynb"
@@ -112,25 +134,31 @@ def test_duplicates_keep_the_newest_and_report_both(tmp_path):
 
 def test_late_submissions_are_imported_and_reported(tmp_path):
     due = datetime(2024, 3, 1, 23, 59, tzinfo=UTC)
-    z = _zip(tmp_path / "late.zip", [
-        ("ontime/tokenization.ipynb", _nb("ontime"), (2024, 3, 1, 23, 0, 0)),
-        ("late/tokenization.ipynb", _nb("late"), (2024, 3, 3, 2, 4, 0)),
-    ])
+    z = _zip(
+        tmp_path / "late.zip",
+        [
+            ("ontime/tokenization.ipynb", _nb("ontime"), (2024, 3, 1, 23, 0, 0)),
+            ("late/tokenization.ipynb", _nb("late"), (2024, 3, 3, 2, 4, 0)),
+        ],
+    )
     report = collect_zip(z, tmp_path / "c", A, [NB], due=due)
     assert sorted(report.imported) == ["late", "ontime"]
     assert list(report.late) == ["late"]
-    assert report.late["late"].startswith("1d 2h 5m late")   # naive zip times read in due's timezone
+    assert report.late["late"].startswith("1d 2h 5m late")  # naive zip times read in due's timezone
     # and without the mtime there is no time at all: nothing is late, no timestamp.txt
     report = collect_zip(z, tmp_path / "c2", A, [NB], due=due, use_mtime=False)
     assert report.late == {} and not (tmp_path / "c2" / "submitted" / "late" / A / "timestamp.txt").exists()
 
 
 def test_roster_unknown_students_imported_unless_strict(tmp_path):
-    z = _zip(tmp_path / "r.zip", [
-        ("jsmith/tokenization.ipynb", _nb("jsmith")),
-        ("JDoe/tokenization.ipynb", _nb("jdoe")),          # on the roster up to case
-        ("stranger/tokenization.ipynb", _nb("stranger")),
-    ])
+    z = _zip(
+        tmp_path / "r.zip",
+        [
+            ("jsmith/tokenization.ipynb", _nb("jsmith")),
+            ("JDoe/tokenization.ipynb", _nb("jdoe")),  # on the roster up to case
+            ("stranger/tokenization.ipynb", _nb("stranger")),
+        ],
+    )
     roster = ["jsmith", "jdoe", "absent"]
     report = collect_zip(z, tmp_path / "c", A, [NB], roster=roster)
     assert report.unknown_students == ["stranger"]
@@ -160,24 +188,32 @@ def test_zip_slip_and_absolute_paths_are_never_written(tmp_path):
     link = zipfile.ZipInfo("linky/tokenization.ipynb", (2024, 3, 1, 12, 0, 0))
     link.create_system = 3
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
-    z = _zip(tmp_path / "evil.zip", [
-        ("../../escaped/tokenization.ipynb", _nb("evil1")),
-        ("ok/../../escaped2/tokenization.ipynb", _nb("evil2")),
-        ("/tmp/absolute/tokenization.ipynb", _nb("evil3")),
-        ("C:/absolute/tokenization.ipynb", _nb("evil4")),
-        ("..\\..\\win\\tokenization.ipynb", _nb("evil5")),
-        (link, "/etc/passwd"),
-        ("good/tokenization.ipynb", _nb("good")),
-    ])
+    z = _zip(
+        tmp_path / "evil.zip",
+        [
+            ("../../escaped/tokenization.ipynb", _nb("evil1")),
+            ("ok/../../escaped2/tokenization.ipynb", _nb("evil2")),
+            ("/tmp/absolute/tokenization.ipynb", _nb("evil3")),
+            ("C:/absolute/tokenization.ipynb", _nb("evil4")),
+            ("..\\..\\win\\tokenization.ipynb", _nb("evil5")),
+            (link, "/etc/passwd"),
+            ("good/tokenization.ipynb", _nb("good")),
+        ],
+    )
     root = tmp_path / "sandbox"
     course = root / "course"
     report = collect_zip(z, course, A, [NB])
     assert report.imported == {"good": ["tokenization.ipynb"]}
     assert len(report.problems) == 6, report.problems
     assert all("not written" in p for p in report.problems)
-    assert _everything_under(root) == {"course", "course/submitted", "course/submitted/good",
-                                       f"course/submitted/good/{A}", f"course/submitted/good/{A}/tokenization.ipynb",
-                                       f"course/submitted/good/{A}/timestamp.txt"}
+    assert _everything_under(root) == {
+        "course",
+        "course/submitted",
+        "course/submitted/good",
+        f"course/submitted/good/{A}",
+        f"course/submitted/good/{A}/tokenization.ipynb",
+        f"course/submitted/good/{A}/timestamp.txt",
+    }
     assert not (tmp_path / "escaped").exists() and not Path("/tmp/absolute").exists()
 
 
@@ -227,11 +263,22 @@ def test_oversized_and_invalid_entries(tmp_path):
 
 
 def test_report_text_mentions_every_outcome():
-    report = CollectReport(imported={"jsmith": ["tokenization.ipynb"]}, unmatched=["readme.txt"],
-                           duplicates={"jsmith/tokenization.ipynb": ["new.ipynb", "old.ipynb"]},
-                           late={"jsmith": "2h 0m late"}, unknown_students=["stranger"],
-                           problems=["../x: unsafe path"])
+    report = CollectReport(
+        imported={"jsmith": ["tokenization.ipynb"]},
+        unmatched=["readme.txt"],
+        duplicates={"jsmith/tokenization.ipynb": ["new.ipynb", "old.ipynb"]},
+        late={"jsmith": "2h 0m late"},
+        unknown_students=["stranger"],
+        problems=["../x: unsafe path"],
+    )
     text = report_text(report)
-    for needle in ["imported 1 notebook(s) from 1 student(s)", "readme.txt", "kept new.ipynb", "old.ipynb",
-                   "2h 0m late", "stranger", "../x: unsafe path"]:
+    for needle in [
+        "imported 1 notebook(s) from 1 student(s)",
+        "readme.txt",
+        "kept new.ipynb",
+        "old.ipynb",
+        "2h 0m late",
+        "stranger",
+        "../x: unsafe path",
+    ]:
         assert needle in text

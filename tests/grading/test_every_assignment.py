@@ -6,6 +6,7 @@ what failed but contains neither hidden test source nor hidden inputs (nbgrader 
 The part that is broken or attacked is the notebook's last graded part, which no other part uses.
 The full attack corpus runs on assignment 01 in test_attacks.py.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,7 +17,6 @@ import re
 import nbformat
 import pytest
 import torch
-
 from conftest import REPO, make_submission, run_cli, solution_code
 from llmcourse.checks.checker import get_spec
 from llmcourse.grading.preprocessors import expected_checks
@@ -30,8 +30,11 @@ def graded_parts(nb) -> list[tuple[str, float, str, str]]:
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
-            call = next(n for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Call)
-                        and getattr(n.func, "id", None) == "check")
+            call = next(
+                n
+                for n in ast.walk(ast.parse(cell.source))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "check"
+            )
             parts.append((meta["grade_id"], float(meta["points"]), call.args[0].value, call.args[1].id))
     return parts
 
@@ -83,15 +86,19 @@ def leaked_tensor_values(text: str, cases) -> list[tuple]:
     at the precision they were printed with (4 decimals or more: torch prints 4 by default). Any
     printing format is caught, not only torch's repr."""
     printed = [(float(m.group(0)), len(m.group(1))) for m in NUMBER.finditer(text)]
-    hidden = [arg.detach().flatten().double().tolist() for case in cases
-              for arg in list(case.args) + list(case.kwargs.values())
-              if isinstance(arg, torch.Tensor) and arg.is_floating_point() and arg.numel() >= 3]
+    hidden = [
+        arg.detach().flatten().double().tolist()
+        for case in cases
+        for arg in list(case.args) + list(case.kwargs.values())
+        if isinstance(arg, torch.Tensor) and arg.is_floating_point() and arg.numel() >= 3
+    ]
     leaks = []
     for digits in sorted({d for _, d in printed if d >= 4}):
-        triples = {tuple(round(v, digits) for v in values[i:i + 3])
-                   for values in hidden for i in range(len(values) - 2)}
+        triples = {
+            tuple(round(v, digits) for v in values[i : i + 3]) for values in hidden for i in range(len(values) - 2)
+        }
         for i in range(len(printed) - 2):
-            window = printed[i:i + 3]
+            window = printed[i : i + 3]
             if all(d == digits for _, d in window) and tuple(round(v, digits) for v, _ in window) in triples:
                 leaks.append(tuple(v for v, _ in window))
     return leaks
@@ -116,11 +123,19 @@ def graded(request, tmp_path_factory):
             "solution": good,
             "release": {},
             "wrong_last_part": {**good, cell: wrong},
-            "cheat_import_reference": {**good, cell: f"from {module} import {attr} as _reference\n{obj} = _reference\n"},
-            "cheat_monkeypatch": {**good, cell: wrong + (
-                "\nimport numpy.testing, torch\nimport llmcourse.checks.checker as checker\n"
-                "torch.allclose = lambda *a, **k: True\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
-                "checker.check = lambda *a, **k: None\n")},
+            "cheat_import_reference": {
+                **good,
+                cell: f"from {module} import {attr} as _reference\n{obj} = _reference\n",
+            },
+            "cheat_monkeypatch": {
+                **good,
+                cell: wrong
+                + (
+                    "\nimport numpy.testing, torch\nimport llmcourse.checks.checker as checker\n"
+                    "torch.allclose = lambda *a, **k: True\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
+                    "checker.check = lambda *a, **k: None\n"
+                ),
+            },
         }
         for student, code in answers.items():
             make_submission(subs, student, assignment, nb_name, code)
@@ -166,20 +181,26 @@ def test_feedback_for_failing_hidden_tests_leaks_nothing(graded):
             text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
             assert "FAIL" in text and "hidden case" in text  # it says what failed ...
             assert "BEGIN HIDDEN" not in text
-            for line in hidden_source_lines(source):           # ... but not how it was tested
+            for line in hidden_source_lines(source):  # ... but not how it was tested
                 assert line not in text, line
             cases = hidden_cases(source, int((course / ".grading_seed").read_text()))
-            for secret in hidden_texts(cases):                  # ... nor on what
+            for secret in hidden_texts(cases):  # ... nor on what
                 assert secret not in text, secret
             assert not leaked_tensor_values(text, cases)
 
 
 def test_the_tensor_leak_detector_finds_a_printed_hidden_tensor(graded):
     """The check above can fail: a hidden tensor printed the way torch prints it is found."""
-    for nb_name, (source, _, _) in graded["plan"].items():
+    for _nb_name, (source, _, _) in graded["plan"].items():
         cases = hidden_cases(source, int((graded["course"] / ".grading_seed").read_text()))
-        tensors = [a for c in cases for a in list(c.args) + list(c.kwargs.values())
-                   if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel() >= 3]
+        tensors = [
+            a
+            for c in cases
+            for a in list(c.args) + list(c.kwargs.values())
+            if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel() >= 3
+        ]
         if tensors:
             assert leaked_tensor_values(f"got {tensors[-1]!r} here", cases)
-            assert not leaked_tensor_values(f"got {torch.randn(4, 5, generator=torch.Generator().manual_seed(1))!r} here", cases)
+            assert not leaked_tensor_values(
+                f"got {torch.randn(4, 5, generator=torch.Generator().manual_seed(1))!r} here", cases
+            )

@@ -4,6 +4,7 @@ The honest paths of a small class (the attack corpus is in test_attacks.py). A b
 batch shows that one bad submission never stops it. Expected scores come from the assignment's point
 table, not from a run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,18 +13,19 @@ import json
 import re
 
 import pytest
-
 from conftest import make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 POINTS = {"test_get_stats": 2, "test_merge": 2, "test_train_merges": 3, "test_decode": 2, "test_encode": 3}
 FULL = sum(POINTS.values())
 
-WRONG_DECODE_AND_LEAK = '''
+WRONG_DECODE_AND_LEAK = """
 def decode(ids, vocab):
     print("LE" + "AK", ids, vocab.get(1000))   # what a student's own code prints must not reach feedback
     return b"".join(vocab[i] for i in ids).decode("utf-8")   # no errors="replace"
-'''
+"""
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("class")
@@ -97,10 +99,10 @@ def test_feedback_hides_hidden_tests_and_inputs(graded):
         for secret in hidden_inputs:
             assert secret not in text, (page, secret)
     carol = html.unescape((course / "feedback" / "carol_wrong_decode" / A / f"{NB}.html").read_text())
-    assert "FAIL tokenization.decode" in carol            # says which check failed ...
-    assert "incomplete UTF-8" in carol                     # ... on which visible case ...
+    assert "FAIL tokenization.decode" in carol  # says which check failed ...
+    assert "incomplete UTF-8" in carol  # ... on which visible case ...
     assert "hidden case" in carol and "raised UnicodeDecodeError" in carol  # ... and hidden ones, generically
-    assert "LEAK" not in carol                             # nothing the student's code printed
+    assert "LEAK" not in carol  # nothing the student's code printed
 
 
 def test_extra_files_and_wrong_notebooks_get_clear_messages(graded):
@@ -129,13 +131,14 @@ def test_regrading_skips_what_is_done(graded):
 
 def _last_code_cell(course, student):
     import nbformat
+
     nb = nbformat.read(course / "autograded" / student / A / f"{NB}.ipynb", as_version=4)
     return [c for c in nb.cells if c.cell_type == "code"][-1]
 
 
 def test_cells_after_the_last_graded_cell_are_not_run_unless_asked(graded):
     course = graded["course"]
-    demo = _last_code_cell(course, "alice_solution")   # the ungraded Shakespeare demo
+    demo = _last_code_cell(course, "alice_solution")  # the ungraded Shakespeare demo
     assert demo.execution_count is None
     assert "not run while grading" in demo.outputs[0]["text"]
     run_cli("autograde", A, "--student", "alice_solution", "--force", "--run-all-cells", course_dir=course)
@@ -160,14 +163,14 @@ def test_autograde_regenerates_only_when_the_source_changed(tmp_path):
     pipeline.ensure_generated(course, A)
     first = release.stat().st_mtime_ns
     pipeline.ensure_generated(course, A)
-    assert release.stat().st_mtime_ns == first             # unchanged source: not regenerated
+    assert release.stat().st_mtime_ns == first  # unchanged source: not regenerated
     source = repo / "solutions" / A / f"{NB}.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells[0].source += "\n\nA new sentence."
     nbformat.write(nb, source)
     pipeline.ensure_generated(course, A)
-    assert "A new sentence." in release.read_text()        # changed source: regenerated
+    assert "A new sentence." in release.read_text()  # changed source: regenerated
     (course.root / "gradebook.db").unlink()
     second = release.stat().st_mtime_ns
     pipeline.ensure_generated(course, A)
-    assert release.stat().st_mtime_ns != second            # gradebook lost: regenerated
+    assert release.stat().st_mtime_ns != second  # gradebook lost: regenerated

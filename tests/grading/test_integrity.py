@@ -4,6 +4,7 @@ untouched release stub never are, and the HTML shows student code only escaped.
 A toy assignment in a temporary repo keeps the expectations readable; one test also runs on the real
 01_tokenization notebook and library.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,20 +13,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import make_submission
-from llmcourse.grading.integrity import (fingerprints, similarity_report, solution_code,
-                                         write_report)
+from llmcourse.grading.integrity import fingerprints, similarity_report, solution_code, write_report
 
 A, NB = "01_toy", "toy"
 
 SIGNATURES = {
-    "moving_average": 'def moving_average(xs: list[float], n: int) -> list[float]:\n'
-                      '    """Mean of every window of n consecutive values."""\n',
-    "word_counts": 'def word_counts(text: str) -> dict[str, int]:\n'
-                   '    """Lower-cased words without punctuation -> count, most frequent first."""\n',
-    "normalize": 'def normalize(rows: list[list[float]]) -> list[list[float]]:\n'
-                 '    """Scale each row to sum 1 (a row of zeros stays zeros)."""\n',
+    "moving_average": "def moving_average(xs: list[float], n: int) -> list[float]:\n"
+    '    """Mean of every window of n consecutive values."""\n',
+    "word_counts": "def word_counts(text: str) -> dict[str, int]:\n"
+    '    """Lower-cased words without punctuation -> count, most frequent first."""\n',
+    "normalize": "def normalize(rows: list[list[float]]) -> list[list[float]]:\n"
+    '    """Scale each row to sum 1 (a row of zeros stays zeros)."""\n',
 }
 
 REFERENCE = {
@@ -230,14 +229,23 @@ def _body(code: str) -> str:
 
 
 def _meta(grade_id: str, **kw) -> dict:
-    return {"nbgrader": {"grade_id": grade_id, "schema_version": 3, "locked": not kw.get("solution", False),
-                         "grade": kw.get("grade", False), "solution": kw.get("solution", False),
-                         **({"points": kw["points"]} if "points" in kw else {})}}
+    return {
+        "nbgrader": {
+            "grade_id": grade_id,
+            "schema_version": 3,
+            "locked": not kw.get("solution", False),
+            "grade": kw.get("grade", False),
+            "solution": kw.get("solution", False),
+            **({"points": kw["points"]} if "points" in kw else {}),
+        }
+    }
 
 
 def _solution_nb() -> nbformat.NotebookNode:
-    cells = [nbformat.v4.new_markdown_cell("# Toy assignment", metadata=_meta("intro")),
-             nbformat.v4.new_code_cell("from llmcourse.checks import check", metadata=_meta("setup"))]
+    cells = [
+        nbformat.v4.new_markdown_cell("# Toy assignment", metadata=_meta("intro")),
+        nbformat.v4.new_code_cell("from llmcourse.checks import check", metadata=_meta("setup")),
+    ]
     for name, sig in SIGNATURES.items():
         src = sig + "    ### BEGIN SOLUTION\n" + _body(REFERENCE[name]) + "    ### END SOLUTION"
         cells.append(nbformat.v4.new_code_cell(src, metadata=_meta(name, solution=True)))
@@ -253,7 +261,9 @@ def _release(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         src = cell.source
         if "### BEGIN SOLUTION" in src:
             head, rest = src.split("    ### BEGIN SOLUTION", 1)
-            cell.source = head + "    # YOUR CODE HERE\n    raise NotImplementedError()" + rest.split("### END SOLUTION", 1)[1]
+            cell.source = (
+                head + "    # YOUR CODE HERE\n    raise NotImplementedError()" + rest.split("### END SOLUTION", 1)[1]
+            )
         if "### BEGIN HIDDEN TESTS" in src:
             cell.source = src.split("### BEGIN HIDDEN TESTS")[0].rstrip()
     return out
@@ -264,8 +274,9 @@ def _submit(course: Path, student: str, release: nbformat.NotebookNode, answers:
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if gid in answers:
-            cell.source = cell.source.replace("    # YOUR CODE HERE\n    raise NotImplementedError()",
-                                              _body(answers[gid]).rstrip("\n"))
+            cell.source = cell.source.replace(
+                "    # YOUR CODE HERE\n    raise NotImplementedError()", _body(answers[gid]).rstrip("\n")
+            )
     path = course / "submitted" / student / A / f"{NB}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -352,6 +363,7 @@ def test_report_files_escape_student_code(toy, tmp_path):
 def test_unreadable_submission_is_skipped_not_fatal(toy, tmp_path):
     repo, course, _ = toy
     import shutil
+
     copy = tmp_path / "course"
     shutil.copytree(course, copy)
     broken = copy / "submitted" / "zed" / A / f"{NB}.ipynb"
@@ -365,15 +377,18 @@ def test_unreadable_submission_is_skipped_not_fatal(toy, tmp_path):
 def test_real_assignment_copy_of_library_is_flagged(repo, tmp_path):
     """01_tokenization: a student who pastes the library's train_merges (heap version, renamed)."""
     import ast
+
     source = (repo / "lib" / "llmcourse" / "tokenization.py").read_text()
     tree = ast.parse(source)
     wanted = {"train_merges", "_count_words", "_index_pairs", "_pop_most_frequent", "_apply_merge"}
-    pasted = "\n\n".join(ast.get_source_segment(source, n) for n in tree.body
-                         if isinstance(n, ast.FunctionDef) and n.name in wanted)
+    pasted = "\n\n".join(
+        ast.get_source_segment(source, n) for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted
+    )
     for old, new in [("words", "chunks_ids"), ("freqs", "multiplicity"), ("heap", "pq"), ("counts", "tally")]:
         pasted = pasted.replace(old, new)
-    pasted = "import heapq\n\n" + pasted.replace("_check_text(text, \"train_merges\")", "").replace(
-        "_check_vocab_size(vocab_size)", "")
+    pasted = "import heapq\n\n" + pasted.replace('_check_text(text, "train_merges")', "").replace(
+        "_check_vocab_size(vocab_size)", ""
+    )
     make_submission(tmp_path / "submitted", "mallory", "01_tokenization", "tokenization", {"train_merges": pasted})
     make_submission(tmp_path / "submitted", "stubby", "01_tokenization", "tokenization", {})
     report = similarity_report(tmp_path, "01_tokenization", repo_root=repo)
@@ -392,17 +407,30 @@ def test_an_idiom_everybody_writes_is_not_evidence(toy, tmp_path):
     (class_dir / "release" / A).mkdir(parents=True)
     nbformat.write(release, class_dir / "release" / A / f"{NB}.ipynb")
     for i in range(12):
-        own = "\n".join(f"scaled_{j} = [v * {i * 100 + j} + {i + 7 * j} for v in xs if v > {i * 3 + j}]"
-                        for j in range(6)) + "\nreturn scaled_0"
+        own = (
+            "\n".join(
+                f"scaled_{j} = [v * {i * 100 + j} + {i + 7 * j} for v in xs if v > {i * 3 + j}]" for j in range(6)
+            )
+            + "\nreturn scaled_0"
+        )
         _submit(class_dir, f"s{i:02d}", release, {"moving_average": own, "normalize": ADA["normalize"]})
     report = similarity_report(class_dir, A, repo_root=repo, threshold=0.3)
     assert report["pairs"] == []
     # the same class without the filter would pair everybody with everybody
     few = tmp_path / "few"
     for i in range(3):
-        _submit(few, f"s{i:02d}", release, {"moving_average": "\n".join(
-            f"scaled_{j} = [v * {i * 100 + j} + {i + 7 * j} for v in xs if v > {i * 3 + j}]" for j in range(6))
-            + "\nreturn scaled_0", "normalize": ADA["normalize"]})
+        _submit(
+            few,
+            f"s{i:02d}",
+            release,
+            {
+                "moving_average": "\n".join(
+                    f"scaled_{j} = [v * {i * 100 + j} + {i + 7 * j} for v in xs if v > {i * 3 + j}]" for j in range(6)
+                )
+                + "\nreturn scaled_0",
+                "normalize": ADA["normalize"],
+            },
+        )
     assert len(similarity_report(few, A, repo_root=repo, threshold=0.3)["pairs"]) == 3
 
 

@@ -2,6 +2,7 @@
 server) read the repository's root nbgrader_config.py and must grade exactly as `llmcourse autograde`
 does: the sandboxed grading kernel, the answer key blocked, checks decided in the grader process.
 Expected scores come from the assignment's point table."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
@@ -46,15 +46,26 @@ def tool_env(course: Path) -> dict:
 
 
 def gradebook_scores(course: Path) -> dict[str, float]:
-    rows = sqlite3.connect(course / "gradebook.db").execute(
-        "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-        "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id").fetchall()
+    rows = (
+        sqlite3.connect(course / "gradebook.db")
+        .execute(
+            "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id"
+        )
+        .fetchall()
+    )
     return {student: float(score) for student, score in rows}
 
 
 def test_the_nbgrader_command_grades_like_llmcourse(course):
-    proc = subprocess.run([str(BIN / "nbgrader"), "autograde", A, "--force"], cwd=REPO, env=tool_env(course),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(BIN / "nbgrader"), "autograde", A, "--force"],
+        cwd=REPO,
+        env=tool_env(course),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert gradebook_scores(course) == EXPECTED
     graded = (course / "autograded" / "import_reference" / A / f"{NB}.ipynb").read_text()
@@ -70,14 +81,31 @@ def test_the_formgrader_grades_like_llmcourse(course, tmp_path):
         port = s.getsockname()[1]
     token = "llmcourse-test-token"
     log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([str(BIN / "jupyter"), "server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-                               f"--ServerApp.token={token}", f"--ServerApp.root_dir={course.parent}"],
-                              cwd=REPO, env=tool_env(course), stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(BIN / "jupyter"),
+            "server",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={course.parent}",
+        ],
+        cwd=REPO,
+        env=tool_env(course),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def call(path: str, method: str = "GET", timeout: float = 600) -> dict:
-        request = urllib.request.Request(base + path, method=method, data=b"" if method == "POST" else None,
-                                         headers={"Authorization": f"token {token}"})
+        request = urllib.request.Request(
+            base + path,
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={"Authorization": f"token {token}"},
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 

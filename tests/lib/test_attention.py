@@ -8,6 +8,7 @@ float32 comparisons use atol 1e-6 on O(1) values (float32 epsilon is 1.2e-7, and
 d = 16..64 terms accumulates a few ulps). MultiHeadAttention adds three input projections and an
 output projection around the attention, so its comparisons allow 10x those (1e-11, 1e-5).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from llmcourse.attention import (
     KVCache,
     MultiHeadAttention,
@@ -130,7 +130,7 @@ def test_sdpa_causal_with_fewer_queries_aligns_bottom_right():
     Tq, Tk = 3, 7
     q, k, v = randn(2, 2, Tq, 8), randn(2, 2, Tk, 8, seed=1), randn(2, 2, Tk, 8, seed=2)
     out, weights = scaled_dot_product_attention(q, k, v, causal=True)
-    ref = _reference(q, k, v, mask=causal_mask(Tk)[Tk - Tq:])
+    ref = _reference(q, k, v, mask=causal_mask(Tk)[Tk - Tq :])
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
     # ... which equals the last rows of full causal attention over all Tk queries
     q_full = torch.cat([randn(2, 2, Tk - Tq, 8, seed=5), q], dim=2)
@@ -216,8 +216,7 @@ def test_mha_masks_match_torch(dtype):
     torch.testing.assert_close(out, ref, **tol)
     torch.testing.assert_close(w, ref_w, **tol)
     out, w = causal(x, mask=pad)
-    ref, ref_w = theirs(x, x, x, attn_mask=~causal_mask(6), key_padding_mask=~pad[:, 0, 0],
-                        average_attn_weights=False)
+    ref, ref_w = theirs(x, x, x, attn_mask=~causal_mask(6), key_padding_mask=~pad[:, 0, 0], average_attn_weights=False)
     torch.testing.assert_close(out, ref, **tol)
     torch.testing.assert_close(w, ref_w, **tol)
 
@@ -232,7 +231,7 @@ def test_mha_kv_cache_step_by_step_equals_full(dtype):
     first, _ = mha(x[:, :3], kv_cache=cache)  # prefill three positions
     steps = [first]
     for t in range(3, 8):  # then one position at a time
-        y, w = mha(x[:, t:t + 1], kv_cache=cache)
+        y, w = mha(x[:, t : t + 1], kv_cache=cache)
         assert w.shape == (2, 4, 1, t + 1) and cache.length == t + 1
         steps.append(y)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=10 * ATOL[dtype], rtol=0)
@@ -252,13 +251,16 @@ def test_mha_dropout_only_in_training():
 # bad input: a clear message, not a traceback from inside torch
 
 
-@pytest.mark.parametrize("shapes, match", [
-    (((2, 4, 5, 8), (2, 4, 5, 6), (2, 4, 5, 8)), "same head dim"),
-    (((2, 4, 5, 8), (2, 4, 6, 8), (2, 4, 5, 8)), "same number of positions"),
-    (((2, 4, 5, 8), (2, 3, 5, 8), (2, 3, 5, 8)), "leading dims"),
-    (((2, 4, 5, 8), (2, 5, 8), (2, 5, 8)), "same number of dimensions"),
-    (((5, 8), (5, 8), (5, 8)), r"\(B, H, T, d\) or \(B, T, d\)"),
-])
+@pytest.mark.parametrize(
+    "shapes, match",
+    [
+        (((2, 4, 5, 8), (2, 4, 5, 6), (2, 4, 5, 8)), "same head dim"),
+        (((2, 4, 5, 8), (2, 4, 6, 8), (2, 4, 5, 8)), "same number of positions"),
+        (((2, 4, 5, 8), (2, 3, 5, 8), (2, 3, 5, 8)), "leading dims"),
+        (((2, 4, 5, 8), (2, 5, 8), (2, 5, 8)), "same number of dimensions"),
+        (((5, 8), (5, 8), (5, 8)), r"\(B, H, T, d\) or \(B, T, d\)"),
+    ],
+)
 def test_sdpa_shape_errors(shapes, match):
     q, k, v = (torch.zeros(s) for s in shapes)
     with pytest.raises(ValueError, match=match):

@@ -18,6 +18,7 @@ Four ways a view is shown:
 Control: bertviz's own HTML, under the same blocking, draws nothing (so the blocking holds and
 the fix is needed).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from llmcourse.toolbox import bertviz_offline as bv
 from llmcourse.toolbox.heads import minilm_attentions, previous_token_scores, sentence_attention, top_heads
 
@@ -47,26 +47,53 @@ CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
 SENTENCE = "The cat sat on the mat because it was warm."
 
 # d3's schemeCategory10: bertviz colours head h (head view) / layer l (model view) with entry h / l
-CATEGORY10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-              "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+CATEGORY10 = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 # http(s) strings allowed in a page: XML namespace names inside d3 (never fetched), d3's licence
 # banner, and the credit in bertviz's header comment. Anything else fails the test.
 ALLOWED_URLS = {
-    "http://www.w3.org/1999/xhtml", "http://www.w3.org/1999/xlink", "http://www.w3.org/2000/svg",
-    "http://www.w3.org/2000/xmlns/", "http://www.w3.org/XML/1998/namespace", "https://d3js.org",
+    "http://www.w3.org/1999/xhtml",
+    "http://www.w3.org/1999/xlink",
+    "http://www.w3.org/2000/svg",
+    "http://www.w3.org/2000/xmlns/",
+    "http://www.w3.org/XML/1998/namespace",
+    "https://d3js.org",
     "https://github.com/tensorflow/tensor2tensor/blob/master/tensor2tensor/visualization/attention.js",
 }
 
-BASE_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-              "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars"]
+BASE_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
+]
 # every connection goes to a dead proxy, and no host name resolves
-NO_NETWORK = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-              "--host-resolver-rules=MAP * ~NOTFOUND"]
+NO_NETWORK = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--host-resolver-rules=MAP * ~NOTFOUND"]
 # the same, except 127.0.0.1 (a local JupyterLab) is reached directly
-LOOPBACK_ONLY = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+LOOPBACK_ONLY = [
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=127.0.0.1",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,17 +103,28 @@ LOOPBACK_ONLY = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
 def chromium() -> str:
     path = shutil.which(CHROMIUM)
     if path is None:
-        pytest.fail(f"headless Chromium not found at {CHROMIUM}: the browser tests need it. Run the set-up "
-                    "first: `make setup-system` (it installs Debian's `chromium` with apt), or point "
-                    "LLMCOURSE_CHROMIUM at a Chromium binary.", pytrace=False)
+        pytest.fail(
+            f"headless Chromium not found at {CHROMIUM}: the browser tests need it. Run the set-up "
+            "first: `make setup-system` (it installs Debian's `chromium` with apt), or point "
+            "LLMCOURSE_CHROMIUM at a Chromium binary.",
+            pytrace=False,
+        )
     return path
 
 
-def run_chromium(url: str, tmp: Path, *args: str, network=NO_NETWORK, budget_ms: int = 3000,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
+def run_chromium(
+    url: str, tmp: Path, *args: str, network=NO_NETWORK, budget_ms: int = 3000, timeout: float = 120
+) -> subprocess.CompletedProcess:
     profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-    cmd = [chromium(), *BASE_FLAGS, *network, f"--user-data-dir={profile}",
-           f"--virtual-time-budget={budget_ms}", *args, url]
+    cmd = [
+        chromium(),
+        *BASE_FLAGS,
+        *network,
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget_ms}",
+        *args,
+        url,
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     finally:
@@ -133,8 +171,14 @@ class BertvizViews(HTMLParser):
             ours = "llmcourse-bertviz" in (a.get("class") or "").split()
             theirs = (a.get("id") or "").startswith("bertviz-") and not any(e[0]["ours"] for e in self._open)
             if ours or theirs:
-                view = {"id": a.get("id"), "ours": ours, "drawn": a.get("data-drawn") == "true",
-                        "error": a.get("data-error"), "notice": False, "tags": Counter()}
+                view = {
+                    "id": a.get("id"),
+                    "ours": ours,
+                    "drawn": a.get("data-drawn") == "true",
+                    "error": a.get("data-error"),
+                    "notice": False,
+                    "tags": Counter(),
+                }
                 self.views.append(view)
                 self._open.append([view, 1])
 
@@ -176,7 +220,7 @@ def assert_drawn(view: dict, lines: int, where: str):
 def colour_pixels(png: Path, hex_colour: str, tol: int = 40) -> int:
     from PIL import Image
 
-    target = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    target = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     im = Image.open(png).convert("RGB")
     return sum(n for n, rgb in im.getcolors(1 << 24) if max(abs(c - t) for c, t in zip(rgb, target)) <= tol)
 
@@ -204,9 +248,15 @@ def rendered():
     head_html = bv.head_view_html(attn, tokens, layer=layer, heads=[head])
     model_html = bv.model_view_html(attn, tokens)
     return {
-        "attn": attn, "tokens": tokens, "layer": layer, "head": head,
-        "L": len(attn), "H": attn[0].shape[1], "T": len(tokens),
-        "head_html": head_html, "model_html": model_html,
+        "attn": attn,
+        "tokens": tokens,
+        "layer": layer,
+        "head": head,
+        "L": len(attn),
+        "H": attn[0].shape[1],
+        "T": len(tokens),
+        "head_html": head_html,
+        "model_html": model_html,
         "head_page": bv.save_standalone(head_html, ARTIFACTS / "head_view.html", title="head view"),
         "model_page": bv.save_standalone(model_html, ARTIFACTS / "model_view.html", title="model view"),
     }
@@ -216,8 +266,12 @@ def test_html_is_self_contained(rendered):
     for key in ("head_html", "model_html"):
         html = rendered[key]
         assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.I), f"{key} loads a script file"
-        assert not re.search(r"<(?:link|img|iframe)[^>]*(?:href|src)\s*=\s*['\"]?(?:https?:)?//|@import|"
-                             r"url\(\s*['\"]?(?:https?:)?//", html, re.I), f"{key} loads a resource"
+        assert not re.search(
+            r"<(?:link|img|iframe)[^>]*(?:href|src)\s*=\s*['\"]?(?:https?:)?//|@import|"
+            r"url\(\s*['\"]?(?:https?:)?//",
+            html,
+            re.I,
+        ), f"{key} loads a resource"
         assert not re.search(r"require\.config\(\s*\{", html), f"{key} still configures require.js paths"
         assert "cdnjs" not in html and "require.min.js" not in html
         assert not re.search(r"""(?:paths|src|href)\s*[:=]\s*['"]https?:""", html), f"{key} points at a URL"
@@ -249,8 +303,9 @@ def test_bertviz_alone_draws_nothing_offline(rendered, tmp_path):
     raw = head_view(rendered["attn"], rendered["tokens"], html_action="return").data
     page = tmp_path / "bertviz_raw.html"
     page.write_text(bv.standalone_page(raw), encoding="utf-8")
-    views = BertvizViews(browse(page.as_uri(), tmp_path, png=ARTIFACTS / "bertviz_alone_offline.png",
-                                size=(700, 300))).views
+    views = BertvizViews(
+        browse(page.as_uri(), tmp_path, png=ARTIFACTS / "bertviz_alone_offline.png", size=(700, 300))
+    ).views
     assert len(views) == 1 and views[0]["tags"]["line"] == 0 and views[0]["tags"]["svg"] == 0
     assert ink_fraction(ARTIFACTS / "bertviz_alone_offline.png") < 0.002  # a blank page
 
@@ -331,8 +386,7 @@ def test_embedded_like_a_notebook_output(rendered, tmp_path, host, trusted):
     r = rendered
     fragments = json.dumps([r["head_html"], r["model_html"]]).replace("</", "<\\/")
     page = tmp_path / f"embed_{host}_{'trusted' if trusted else 'untrusted'}.html"
-    page.write_text(EMBED.format(host=HOSTS[host], fragments=fragments, trusted=str(trusted).lower()),
-                    encoding="utf-8")
+    page.write_text(EMBED.format(host=HOSTS[host], fragments=fragments, trusted=str(trusted).lower()), encoding="utf-8")
     shutil.copy(page, ARTIFACTS / page.name)
     dom = browse(page.as_uri(), tmp_path, png=ARTIFACTS / page.with_suffix(".png").name, size=(1000, 1400))
     views = ours(dom)
@@ -374,18 +428,35 @@ def test_draws_in_a_trusted_jupyterlab_notebook(tmp_path):
     chromium()  # fail early, with the set-up hint, if there is no browser
     root = tmp_path / "lab"
     root.mkdir()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+    )
     # no "get news?" pop-up over the screenshot
     settings = tmp_path / "cfg/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     settings.parent.mkdir(parents=True)
     settings.write_text('{"fetchNews": "false"}')
     port = _free_port()
     lab = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=None"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "w"))
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "lab.log", "w"),
+    )
     try:
         # meanwhile: run the notebook in a kernel, as a student would, then trust it
         nb = nbformat.v4.new_notebook()
@@ -406,7 +477,9 @@ def test_draws_in_a_trusted_jupyterlab_notebook(tmp_path):
                 break
             except OSError:
                 if lab.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                    raise AssertionError(
+                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:]
+                    ) from None
                 time.sleep(0.5)
 
         url = f"http://127.0.0.1:{port}/lab/tree/views.ipynb?reset"

@@ -7,7 +7,6 @@ import re
 import time
 
 import pytest
-
 from llmcourse.toolbox import data, viz
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -54,7 +53,7 @@ def paragraphs(s: str) -> list[str]:
 
 def test_no_markup_left(text):
     for mark in ("**", "*", "#", "_", "\\", "[", "]"):
-        assert mark not in text, f"markup {mark!r} left: ...{text[text.find(mark) - 60:text.find(mark) + 60]!r}"
+        assert mark not in text, f"markup {mark!r} left: ...{text[text.find(mark) - 60 : text.find(mark) + 60]!r}"
     assert "  \n" not in text and not any(line != line.rstrip() for line in text.split("\n"))
     assert "\n\n\n" not in text, "extra blank lines must be collapsed"
     assert not text.startswith("\n") and text.endswith("\n") and not text.endswith("\n\n")

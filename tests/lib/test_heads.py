@@ -1,6 +1,7 @@
 """Head-finding helpers (llmcourse.toolbox.heads): exact values on hand-made attention, loop references on
 the real all-MiniLM-L6-v2 (6 layers x 12 heads, from the pinned package, no network), and clear
 errors on bad input."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from llmcourse.toolbox.pretrained import minilm_dir
 from llmcourse.toolbox.heads import (
     PRONOUN_EXAMPLES,
     hf_minilm,
@@ -24,6 +23,7 @@ from llmcourse.toolbox.heads import (
     special_tokens_mask,
     top_heads,
 )
+from llmcourse.toolbox.pretrained import minilm_dir
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "heads"
 
@@ -213,15 +213,18 @@ def test_top_heads_order():
     assert len(top_heads(s)) == 5
 
 
-@pytest.mark.parametrize("bad, match", [
-    ([], "empty"),
-    ([torch.rand(4, 5, 5)], r"expected \(batch, heads, T, T\)"),
-    ([torch.rand(1, 4, 5, 6)], r"expected \(batch, heads, T, T\)"),
-    ([torch.rand(1, 4, 5, 5), torch.rand(1, 3, 5, 5)], "same shape"),
-    (torch.rand(2, 4, 5, 5), r"\(layers, batch, heads, T, T\)"),
-    ("attention", "list of per-layer tensors"),
-    ([[[0.5]]], "not a tensor"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([], "empty"),
+        ([torch.rand(4, 5, 5)], r"expected \(batch, heads, T, T\)"),
+        ([torch.rand(1, 4, 5, 6)], r"expected \(batch, heads, T, T\)"),
+        ([torch.rand(1, 4, 5, 5), torch.rand(1, 3, 5, 5)], "same shape"),
+        (torch.rand(2, 4, 5, 5), r"\(layers, batch, heads, T, T\)"),
+        ("attention", "list of per-layer tensors"),
+        ([[[0.5]]], "not a tensor"),
+    ],
+)
 def test_previous_token_bad_shapes(bad, match):
     with pytest.raises(ValueError, match=match):
         previous_token_scores(bad)

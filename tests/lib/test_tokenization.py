@@ -3,6 +3,7 @@
 The references are independent of the code under test: tiktoken itself (built offline from the
 packaged cl100k ranks) and a naive recount-every-merge trainer written below.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,7 +16,6 @@ import pytest
 import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from llmcourse.tokenization import (
     GPT2_SPLIT_PATTERN,
     GPT4_SPLIT_PATTERN,
@@ -38,7 +38,7 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # fixtures: text and tokenizers
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shakespeare() -> str:
     """The clean corpus from llmcourse.toolbox.data if it is there, else the raw Markdown of the plays."""
     try:
@@ -60,7 +60,7 @@ def reference():
     return tiktoken_encoding("cl100k_base")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained() -> Tokenizer:
     tok = Tokenizer().train(shakespeare()[:50_000], vocab_size=400)
     tok.register_special_tokens({"<|endoftext|>": 400, "<|sep|>": 401})
@@ -213,13 +213,12 @@ def test_train_merges_equals_naive(text, vocab_size, pattern):
 @pytest.mark.parametrize("pattern", [GPT4_SPLIT_PATTERN, GPT2_SPLIT_PATTERN, None], ids=["gpt4", "gpt2", "none"])
 def test_train_merges_equals_naive_on_shakespeare(pattern):
     n = 20_000 if pattern is not None else 4_000  # no pre-split: one long word, slow for the naive one
-    text = shakespeare()[5_000:5_000 + n]
+    text = shakespeare()[5_000 : 5_000 + n]
     assert train_merges(text, 600, pattern) == naive_train(text, 600, pattern)
 
 
 @FAST
-@given(st.text(alphabet="ab c\n'é👍1", max_size=80), st.integers(256, 300),
-       st.sampled_from([GPT4_SPLIT_PATTERN, None]))
+@given(st.text(alphabet="ab c\n'é👍1", max_size=80), st.integers(256, 300), st.sampled_from([GPT4_SPLIT_PATTERN, None]))
 def test_train_merges_equals_naive_random(text, vocab_size, pattern):
     assert list(train_merges(text, vocab_size, pattern).items()) == list(naive_train(text, vocab_size, pattern).items())
 
@@ -321,8 +320,12 @@ def test_cl100k_roundtrip_and_matches_tiktoken_random(text):
 
 
 @FAST
-@given(st.lists(st.sampled_from(["a", " ", "'s", "'LL", "1", "\n", "\r\n", "\t", "é", "👍", "\u0301", "中", "!", "  "]),
-                max_size=40).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(["a", " ", "'s", "'LL", "1", "\n", "\r\n", "\t", "é", "👍", "\u0301", "中", "!", "  "]),
+        max_size=40,
+    ).map("".join)
+)
 def test_cl100k_matches_tiktoken_on_tricky_pieces(text):
     assert cl100k_base().encode_ordinary(text) == tiktoken_encoding().encode_ordinary(text)
 
@@ -373,8 +376,9 @@ def test_special_tokens_like_tiktoken(cl100k, reference, text, kwargs):
 def test_disallowed_error_names_the_token(cl100k):
     with pytest.raises(ValueError, match=r"'<\|endoftext\|>'.*allowed_special"):
         cl100k.encode("x <|endoftext|>")
-    assert cl100k.encode("x <|endoftext|>", allowed_special="none", disallowed_special="none") == \
-        cl100k.encode_ordinary("x <|endoftext|>")
+    assert cl100k.encode(
+        "x <|endoftext|>", allowed_special="none", disallowed_special="none"
+    ) == cl100k.encode_ordinary("x <|endoftext|>")
 
 
 def test_special_token_arguments_are_checked(cl100k):
@@ -471,25 +475,28 @@ def test_save_load_ranks(tmp_path, cl100k, reference):
     assert again.encode(text, allowed_special="all") == reference.encode(text, allowed_special="all")
 
 
-@pytest.mark.parametrize("content, match", [
-    ("", "end of file"),
-    ("minbpe v1\n", "first line"),
-    ("llmcourse-bpe v1\n", "end of file"),
-    ("llmcourse-bpe v1\npattern nope\n", "line 2"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 1\n", "end of file"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 2\n97 97 256\n", "line 6"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 x 256\n", "line 5"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97\n", "line 5"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97 256\nextra\n", "extra"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 999 256\n", "corrupt"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 2\n97 97 256\n98 98 256\n", "corrupt"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nvocab 1\n", "line 4"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nranks 1\nYQ== 0\n", "256 single bytes"),
-    ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nranks 1\n!!! 0\n", "line 5"),
-    ("llmcourse-bpe v1\npattern 5\nspecial_tokens 0\nmerges 0\n", "pattern"),
-    ('llmcourse-bpe v1\npattern "(("\nspecial_tokens 0\nmerges 0\n', "corrupt"),
-    ('llmcourse-bpe v1\npattern null\nspecial_tokens 1\n"<|a|>" 97\nmerges 0\n', "corrupt"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("", "end of file"),
+        ("minbpe v1\n", "first line"),
+        ("llmcourse-bpe v1\n", "end of file"),
+        ("llmcourse-bpe v1\npattern nope\n", "line 2"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 1\n", "end of file"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 2\n97 97 256\n", "line 6"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 x 256\n", "line 5"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97\n", "line 5"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97 256\nextra\n", "extra"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 999 256\n", "corrupt"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 2\n97 97 256\n98 98 256\n", "corrupt"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nvocab 1\n", "line 4"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nranks 1\nYQ== 0\n", "256 single bytes"),
+        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nranks 1\n!!! 0\n", "line 5"),
+        ("llmcourse-bpe v1\npattern 5\nspecial_tokens 0\nmerges 0\n", "pattern"),
+        ('llmcourse-bpe v1\npattern "(("\nspecial_tokens 0\nmerges 0\n', "corrupt"),
+        ('llmcourse-bpe v1\npattern null\nspecial_tokens 1\n"<|a|>" 97\nmerges 0\n', "corrupt"),
+    ],
+)
 def test_load_corrupt_file(tmp_path, content, match):
     path = tmp_path / "bad.bpe"
     path.write_text(content, encoding="utf-8")
@@ -539,23 +546,27 @@ def test_rank_bpe_equals_tiktoken_on_other_ranks(tmp_path):
 
     ranks = _tiny_ranks(seed=3)
     ours = Tokenizer.from_tiktoken_ranks(ranks, GPT2_SPLIT_PATTERN, {"<|eot|>": len(ranks)})
-    ref = tiktoken.Encoding(name="tiny", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks,
-                            special_tokens={"<|eot|>": len(ranks)})
+    ref = tiktoken.Encoding(
+        name="tiny", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens={"<|eot|>": len(ranks)}
+    )
     text = "hello the thing and handle hell  theeee<|eot|>\n" + TORTURE[5]
     assert ours.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
     assert ours.encode_ordinary(text) == ref.encode_ordinary(text)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "no ranks"),
-    (b"\n\n", "no ranks"),
-    (b"YQ== 0\nYg== 1\nYw==\n", "line 3"),
-    (b"YQ== 0\n!!notbase64 1\n", "line 2.*base64"),
-    (b"YQ== 0\nYg== one\n", "line 2.*not an integer"),
-    (b"YQ== 0\nYQ== 1\n", "line 2.*twice"),
-    (b"YQ== 0\nYg== 0\n", "line 2.*rank 0 appears twice"),
-    (b"\x1f\x8bnot really gzip", "gzip"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "no ranks"),
+        (b"\n\n", "no ranks"),
+        (b"YQ== 0\nYg== 1\nYw==\n", "line 3"),
+        (b"YQ== 0\n!!notbase64 1\n", "line 2.*base64"),
+        (b"YQ== 0\nYg== one\n", "line 2.*not an integer"),
+        (b"YQ== 0\nYQ== 1\n", "line 2.*twice"),
+        (b"YQ== 0\nYg== 0\n", "line 2.*rank 0 appears twice"),
+        (b"\x1f\x8bnot really gzip", "gzip"),
+    ],
+)
 def test_load_tiktoken_ranks_corrupt(tmp_path, content, match):
     path = tmp_path / "bad.tiktoken"
     path.write_bytes(content)
@@ -578,9 +589,15 @@ def test_from_tiktoken_ranks_checks():
 
 def test_bad_text_type():
     tok = trained()
-    for call in [lambda: train_merges(b"bytes", 300), lambda: train_merges(None, 300),
-                 lambda: encode(b"x", {}), lambda: tok.encode(["x"]), lambda: tok.encode_ordinary(3),
-                 lambda: tok.train(b"x", 300), lambda: cl100k_base().encode(b"x")]:
+    for call in [
+        lambda: train_merges(b"bytes", 300),
+        lambda: train_merges(None, 300),
+        lambda: encode(b"x", {}),
+        lambda: tok.encode(["x"]),
+        lambda: tok.encode_ordinary(3),
+        lambda: tok.train(b"x", 300),
+        lambda: cl100k_base().encode(b"x"),
+    ]:
         with pytest.raises(TypeError, match="str"):
             call()
 
@@ -598,8 +615,13 @@ def test_bad_vocab_size():
 @pytest.mark.parametrize("bad", [(1, 2), "12", None, [1.0, 2.0], [1, "2"], [True, 2], {1: 2}])
 def test_bad_ids(bad):
     vocab = build_vocab({})
-    for call in [lambda: get_stats(bad), lambda: merge(bad, (1, 2), 256), lambda: decode(bad, vocab),
-                 lambda: trained().decode(bad), lambda: trained().decode_tokens(bad)]:
+    for call in [
+        lambda: get_stats(bad),
+        lambda: merge(bad, (1, 2), 256),
+        lambda: decode(bad, vocab),
+        lambda: trained().decode(bad),
+        lambda: trained().decode_tokens(bad),
+    ]:
         with pytest.raises(TypeError, match="list of ints"):
             call()
 
@@ -645,4 +667,3 @@ def test_pattern_that_drops_text_is_refused():
 def test_tiktoken_encoding_name():
     with pytest.raises(ValueError, match="cl100k_base"):
         tiktoken_encoding("gpt2")
-

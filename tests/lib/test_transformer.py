@@ -5,6 +5,7 @@ all you need" for sinusoidal positions, Hugging Face ``transformers.BertModel`` 
 all-MiniLM-L6-v2 weights (from the installed package, never the network), and for the KV cache
 the model's own uncached generation.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from llmcourse.attention import causal_mask
 from llmcourse.transformer import (
     GPT,
@@ -78,8 +78,9 @@ def test_gelu_and_mlp_match_torch(approximate):
     torch.manual_seed(0)
     mlp = MLP(16, approximate=approximate).double()
     h = torch.randn(2, 3, 16, dtype=torch.float64)
-    ref = F.linear(F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias), approximate=approximate),
-                   mlp.proj.weight, mlp.proj.bias)
+    ref = F.linear(
+        F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias), approximate=approximate), mlp.proj.weight, mlp.proj.bias
+    )
     assert mlp.fc.weight.shape == (64, 16)  # hidden = 4C by default
     torch.testing.assert_close(mlp(h), ref, atol=1e-12, rtol=0)
 
@@ -106,8 +107,9 @@ def test_block_matches_torch_modules():
     x = torch.randn(2, 7, 32, dtype=torch.float64)
     h = ln1(x)
     x_ref = x + mha(h, h, h, attn_mask=~causal_mask(7), need_weights=False)[0]
-    x_ref = x_ref + F.linear(F.gelu(F.linear(ln2(x_ref), block.mlp.fc.weight, block.mlp.fc.bias)),
-                             block.mlp.proj.weight, block.mlp.proj.bias)
+    x_ref = x_ref + F.linear(
+        F.gelu(F.linear(ln2(x_ref), block.mlp.fc.weight, block.mlp.fc.bias)), block.mlp.proj.weight, block.mlp.proj.bias
+    )
     torch.testing.assert_close(block(x), x_ref, atol=1e-10, rtol=0)
 
 
@@ -142,8 +144,7 @@ def formula_params(cfg: GPTConfig, non_embedding: bool) -> int:
     return total - wpe if non_embedding else total
 
 
-@pytest.mark.parametrize("kw", [{}, {"bias": False}, {"positions": "sinusoidal"},
-                                {"n_layer": 3, "n_embd": 48}])
+@pytest.mark.parametrize("kw", [{}, {"bias": False}, {"positions": "sinusoidal"}, {"n_layer": 3, "n_embd": 48}])
 def test_num_params_equals_formula(kw):
     cfg = tiny(**kw)
     model = GPT(cfg)
@@ -152,8 +153,7 @@ def test_num_params_equals_formula(kw):
     if cfg.bias:
         C = cfg.n_embd
         wpe = cfg.block_size * C if cfg.positions == "learned" else 0
-        assert formula_params(cfg, False) == (cfg.vocab_size * C + wpe + cfg.n_layer * (12 * C * C + 13 * C)
-                                              + 2 * C)
+        assert formula_params(cfg, False) == (cfg.vocab_size * C + wpe + cfg.n_layer * (12 * C * C + 13 * C) + 2 * C)
 
 
 def test_weight_tying():
@@ -201,14 +201,18 @@ def test_cached_and_uncached_greedy_generation_agree(positions, device):
     torch.manual_seed(0)
     model = GPT(tiny(positions=positions)).double().to(device).eval()
     g = torch.Generator().manual_seed(1)
-    prompts = [torch.randint(0, 48, (1, 1), generator=g), torch.randint(0, 48, (3, 4), generator=g),
-               torch.randint(0, 48, (2, 9), generator=g), torch.randint(0, 48, (1, 16), generator=g)]
+    prompts = [
+        torch.randint(0, 48, (1, 1), generator=g),
+        torch.randint(0, 48, (3, 4), generator=g),
+        torch.randint(0, 48, (2, 9), generator=g),
+        torch.randint(0, 48, (1, 16), generator=g),
+    ]
     for prompt in prompts:
         prompt = prompt.to(device)
         cached = model.generate(prompt, 20, greedy=True, use_cache=True)
         plain = model.generate(prompt, 20, greedy=True, use_cache=False)
         assert cached.shape == (prompt.size(0), prompt.size(1) + 20)
-        assert torch.equal(cached[:, :prompt.size(1)], prompt)
+        assert torch.equal(cached[:, : prompt.size(1)], prompt)
         assert torch.equal(cached, plain)
 
 
@@ -217,8 +221,9 @@ def test_cached_and_uncached_sampling_agree_and_top_k_1_is_greedy():
     model = GPT(tiny()).double().eval()
     prompt = torch.randint(0, 48, (2, 3))
     a = model.generate(prompt, 12, temperature=0.8, top_k=10, generator=torch.Generator().manual_seed(5))
-    b = model.generate(prompt, 12, temperature=0.8, top_k=10, use_cache=False,
-                       generator=torch.Generator().manual_seed(5))
+    b = model.generate(
+        prompt, 12, temperature=0.8, top_k=10, use_cache=False, generator=torch.Generator().manual_seed(5)
+    )
     assert torch.equal(a, b)
     assert torch.equal(model.generate(prompt, 8, top_k=1), model.generate(prompt, 8, greedy=True))
 
@@ -278,8 +283,11 @@ def minilm_pair():
 
     device = default_device()
     ours, tok = load_minilm(device=device)
-    theirs = BertModel.from_pretrained(str(minilm_dir()), attn_implementation="eager",
-                                       local_files_only=True).to(device).eval()
+    theirs = (
+        BertModel.from_pretrained(str(minilm_dir()), attn_implementation="eager", local_files_only=True)
+        .to(device)
+        .eval()
+    )
     return ours, theirs, tok, device
 
 
@@ -295,10 +303,10 @@ def test_minilm_matches_hf_bert(minilm_pair):
     B, T = batch["input_ids"].shape
     for i, (h, r) in enumerate(zip(hidden, ref.hidden_states)):
         assert h.shape == (B, T, 384)
-        torch.testing.assert_close(h, r, atol=1e-4, rtol=0, msg=lambda m: f"hidden state {i}: {m}")
+        torch.testing.assert_close(h, r, atol=1e-4, rtol=0, msg=lambda m, i=i: f"hidden state {i}: {m}")
     for i, (a, r) in enumerate(zip(attentions, ref.attentions)):
         assert a.shape == (B, 12, T, T)
-        torch.testing.assert_close(a, r, atol=1e-5, rtol=0, msg=lambda m: f"attention layer {i}: {m}")
+        torch.testing.assert_close(a, r, atol=1e-5, rtol=0, msg=lambda m, i=i: f"attention layer {i}: {m}")
     # padding keys get no attention at all
     pad = batch["attention_mask"] == 0  # (B, T)
     assert (attentions[0].permute(0, 3, 1, 2)[pad] == 0).all()
@@ -306,8 +314,9 @@ def test_minilm_matches_hf_bert(minilm_pair):
 
 def test_minilm_sentence_pair_token_types(minilm_pair):
     ours, theirs, tok, device = minilm_pair
-    batch = tok(["Is it raining?", "A question"], ["Yes, it is.", "and its answer here"], padding=True,
-                return_tensors="pt").to(device)
+    batch = tok(
+        ["Is it raining?", "A question"], ["Yes, it is.", "and its answer here"], padding=True, return_tensors="pt"
+    ).to(device)
     assert (batch["token_type_ids"] == 1).any()
     with torch.no_grad():
         hidden, _ = ours(**batch)
@@ -318,8 +327,14 @@ def test_minilm_sentence_pair_token_types(minilm_pair):
 def test_bert_errors():
     with pytest.raises(ValueError, match="absolute"):
         BertConfig.from_dict({"position_embedding_type": "relative_key"})
-    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=8)
+    cfg = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=8,
+    )
     model = BertEncoder(cfg).eval()
     ids = torch.ones(2, 5, dtype=torch.long)
     with pytest.raises(ValueError, match="attention_mask must be a tensor shaped like input_ids"):

@@ -12,6 +12,7 @@ reference's) ``MultiHeadAttention(n_embd, n_head, bias=..., causal=...)``, loads
 seeded weights with the reference's parameter names (``q_proj``, ``k_proj``, ``v_proj``,
 ``out_proj``: ``nn.Linear`` each) and returns ``forward(x, mask=mask)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,6 +47,7 @@ def _padding(lengths: list[int], T: int) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- softmax
 
+
 def _softmax_visible() -> list[Case]:
     ninf = float("-inf")
     return [
@@ -75,12 +77,12 @@ def _softmax_hidden(seed: int) -> list[Case]:
     cases.append(Case((x,), "random (2, 3, 5, 7) with -inf entries and a fully -inf row"))
     cases.append(Case((_randn(g, 4, 6, 3, scale=10.0),), "random (4, 6, 3) along dim 1", {"dim": 1}))
     cases.append(Case((_randn(g, 3, 8, scale=300.0),), "random large scores (3, 8)"))
-    cases.append(Case((_randn(g, 5, 9, dtype=torch.float64, scale=3.0),), "random float64 (5, 9), dim=-2",
-                      {"dim": -2}))
+    cases.append(Case((_randn(g, 5, 9, dtype=torch.float64, scale=3.0),), "random float64 (5, 9), dim=-2", {"dim": -2}))
     return cases
 
 
 # --------------------------------------------------------------------------- scaled dot-product attention
+
 
 def _arange(*shape: int, dtype=torch.float32, step: float = 0.1) -> torch.Tensor:
     n = math.prod(shape)
@@ -96,10 +98,14 @@ def _sdpa_visible() -> list[Case]:
         Case((q, k, v), "B=1, H=1, T=3, d=4, dv=2, no mask"),
         Case((q, k, v), "the same, causal", {"causal": True}),
         Case((q, k, v, torch.tensor([[True, True, False]])), "a (1, Tk) mask hiding the last key from every query"),
-        Case((_arange(2, 1, 4, 3), k4, _arange(2, 1, 4, 2, step=1.0), _padding([4, 2], 4)),
-             "padding mask (B, 1, 1, Tk): sentence lengths 4 and 2"),
-        Case((_arange(1, 2, 2, 3), k4[:1].expand(1, 2, 4, 3).contiguous(), _arange(1, 2, 4, 3, step=1.0)),
-             "cross-attention: Tq=2 queries, Tk=4 keys, two heads"),
+        Case(
+            (_arange(2, 1, 4, 3), k4, _arange(2, 1, 4, 2, step=1.0), _padding([4, 2], 4)),
+            "padding mask (B, 1, 1, Tk): sentence lengths 4 and 2",
+        ),
+        Case(
+            (_arange(1, 2, 2, 3), k4[:1].expand(1, 2, 4, 3).contiguous(), _arange(1, 2, 4, 3, step=1.0)),
+            "cross-attention: Tq=2 queries, Tk=4 keys, two heads",
+        ),
         Case((q, k, v, torch.zeros(1, 1, 1, 3, dtype=torch.bool)), "every key masked: weights and output are zeros"),
     ]
 
@@ -117,53 +123,77 @@ def _sdpa_hidden(seed: int) -> list[Case]:
     cases.append(Case((one, _randn(g, 2, 3, 1, 4), _randn(g, 2, 3, 1, 5)), "T=1", {"causal": True}))
     B, H, T, d = 3, 2, 5, 4
     qq, kk, vv = _randn(g, B, H, T, d), _randn(g, B, H, T, d), _randn(g, B, H, T, d)
-    cases.append(Case((qq, kk, vv, _padding([5, 3, 0], T)),
-                      "causal + padding together, one sentence of length 0", {"causal": True}))
+    cases.append(
+        Case(
+            (qq, kk, vv, _padding([5, 3, 0], T)),
+            "causal + padding together, one sentence of length 0",
+            {"causal": True},
+        )
+    )
     cases.append(Case((qq, kk, vv, _padding([2, 5, 1], T) & _causal(T)), "padding & causal passed as one mask"))
     cases.append(Case((qq.double(), kk.double(), vv.double()), "float64, causal", {"causal": True}))
     cases.append(Case((qq[:, 0], kk[:, 0], vv[:, 0]), "no head dim: (B, T, d)", {"causal": True}))
-    cases.append(Case((qq[:, :, :2], kk, vv, torch.ones(B, 1, 2, T, dtype=torch.bool)),
-                      "cross-attention Tq=2, Tk=5 with an all-True mask"))
+    cases.append(
+        Case(
+            (qq[:, :, :2], kk, vv, torch.ones(B, 1, 2, T, dtype=torch.bool)),
+            "cross-attention Tq=2, Tk=5 with an all-True mask",
+        )
+    )
     head_mask = torch.tensor([True, False])[None, :, None, None].expand(B, H, T, T)
     cases.append(Case((qq, kk, vv, head_mask.contiguous()), "head 1 fully masked (B, H, Tq, Tk) mask"))
-    for (B, H, Tq, Tk, d, dv, causal) in [(2, 4, 16, 16, 8, 8, True), (1, 3, 7, 11, 16, 5, False),
-                                          (4, 2, 9, 9, 32, 32, False)]:
+    for B, H, Tq, Tk, d, dv, causal in [
+        (2, 4, 16, 16, 8, 8, True),
+        (1, 3, 7, 11, 16, 5, False),
+        (4, 2, 9, 9, 32, 32, False),
+    ]:
         m = torch.rand(B, 1, Tq, Tk, generator=g) < 0.8 if not causal else None
-        cases.append(Case((_randn(g, B, H, Tq, d, scale=2.0), _randn(g, B, H, Tk, d, scale=2.0),
-                           _randn(g, B, H, Tk, dv), m),
-                          f"random B={B} H={H} Tq={Tq} Tk={Tk} d={d} dv={dv}"
-                          + (", causal" if causal else ", random mask"), {"causal": causal}))
+        cases.append(
+            Case(
+                (_randn(g, B, H, Tq, d, scale=2.0), _randn(g, B, H, Tk, d, scale=2.0), _randn(g, B, H, Tk, dv), m),
+                f"random B={B} H={H} Tq={Tq} Tk={Tk} d={d} dv={dv}" + (", causal" if causal else ", random mask"),
+                {"causal": causal},
+            )
+        )
     return cases
 
 
 # --------------------------------------------------------------------------- split / merge heads
 
+
 def _split_visible() -> list[Case]:
-    return [Case((torch.arange(12.0).reshape(1, 2, 6), 2), "B=1, T=2, C=6, H=2: head 0 gets channels 0..2"),
-            Case((torch.arange(12.0).reshape(1, 2, 6), 3), "the same with H=3"),
-            Case((torch.arange(24.0).reshape(2, 3, 4), 1), "H=1: one head with every channel")]
+    return [
+        Case((torch.arange(12.0).reshape(1, 2, 6), 2), "B=1, T=2, C=6, H=2: head 0 gets channels 0..2"),
+        Case((torch.arange(12.0).reshape(1, 2, 6), 3), "the same with H=3"),
+        Case((torch.arange(24.0).reshape(2, 3, 4), 1), "H=1: one head with every channel"),
+    ]
 
 
 def _split_hidden(seed: int) -> list[Case]:
     g = _gen("attention.split_heads", seed)
-    return [Case((torch.arange(16.0).reshape(1, 1, 16), 16), "T=1, one channel per head"),
-            Case((torch.arange(60.0, dtype=torch.float64).reshape(3, 5, 4), 2), "float64"),
-            Case((_randn(g, 4, 7, 24), 6), "random (4, 7, 24), H=6"),
-            Case((_randn(g, 2, 33, 64), 8), "random (2, 33, 64), H=8")]
+    return [
+        Case((torch.arange(16.0).reshape(1, 1, 16), 16), "T=1, one channel per head"),
+        Case((torch.arange(60.0, dtype=torch.float64).reshape(3, 5, 4), 2), "float64"),
+        Case((_randn(g, 4, 7, 24), 6), "random (4, 7, 24), H=6"),
+        Case((_randn(g, 2, 33, 64), 8), "random (2, 33, 64), H=8"),
+    ]
 
 
 def _merge_visible() -> list[Case]:
-    return [Case((torch.arange(12.0).reshape(1, 2, 2, 3),), "B=1, H=2, T=2, d=3"),
-            Case((torch.arange(24.0).reshape(2, 1, 3, 4),), "H=1")]
+    return [
+        Case((torch.arange(12.0).reshape(1, 2, 2, 3),), "B=1, H=2, T=2, d=3"),
+        Case((torch.arange(24.0).reshape(2, 1, 3, 4),), "H=1"),
+    ]
 
 
 def _merge_hidden(seed: int) -> list[Case]:
     g = _gen("attention.merge_heads", seed)
     transposed = _randn(g, 2, 5, 3, 4).transpose(1, 2)  # (2, 3, 5, 4), not contiguous
-    return [Case((torch.arange(8.0).reshape(1, 8, 1, 1),), "T=1, d=1, eight heads"),
-            Case((torch.arange(60.0, dtype=torch.float64).reshape(3, 2, 5, 2),), "float64"),
-            Case((transposed,), "a non-contiguous input (the output of a transpose)"),
-            Case((_randn(g, 4, 6, 7, 4),), "random (4, 6, 7, 4)")]
+    return [
+        Case((torch.arange(8.0).reshape(1, 8, 1, 1),), "T=1, d=1, eight heads"),
+        Case((torch.arange(60.0, dtype=torch.float64).reshape(3, 2, 5, 2),), "float64"),
+        Case((transposed,), "a non-contiguous input (the output of a transpose)"),
+        Case((_randn(g, 4, 6, 7, 4),), "random (4, 6, 7, 4)"),
+    ]
 
 
 # --------------------------------------------------------------------------- multi-head attention
@@ -182,8 +212,13 @@ def _state_dict(g: torch.Generator, C: int, bias: bool, dtype=torch.float32) -> 
 
 
 def _mha_case(g, C, H, T, B=2, bias=True, causal=False, mask=None, dtype=torch.float32, label=""):
-    kwargs = {"bias": bias, "causal": causal, "state_dict": _state_dict(g, C, bias, dtype),
-              "x": _randn(g, B, T, C, dtype=dtype), "mask": mask}
+    kwargs = {
+        "bias": bias,
+        "causal": causal,
+        "state_dict": _state_dict(g, C, bias, dtype),
+        "x": _randn(g, B, T, C, dtype=dtype),
+        "mask": mask,
+    }
     return Case((C, H), label or f"n_embd={C}, n_head={H}, B={B}, T={T}", kwargs)
 
 
@@ -203,31 +238,62 @@ def _mha_call(cls, case: Case):
 
 def _mha_visible() -> list[Case]:
     g = torch.Generator().manual_seed(4)
-    return [_mha_case(g, 4, 2, 3, B=1, label="n_embd=4, n_head=2, B=1, T=3"),
-            _mha_case(g, 8, 2, 5, causal=True, label="causal, n_embd=8, n_head=2, B=2, T=5"),
-            _mha_case(g, 6, 3, 4, bias=False, mask=_padding([4, 2], 4),
-                      label="no biases, padding mask (lengths 4 and 2)")]
+    return [
+        _mha_case(g, 4, 2, 3, B=1, label="n_embd=4, n_head=2, B=1, T=3"),
+        _mha_case(g, 8, 2, 5, causal=True, label="causal, n_embd=8, n_head=2, B=2, T=5"),
+        _mha_case(g, 6, 3, 4, bias=False, mask=_padding([4, 2], 4), label="no biases, padding mask (lengths 4 and 2)"),
+    ]
 
 
 def _mha_hidden(seed: int) -> list[Case]:
     g = _gen("attention.multi_head_attention", seed)
-    return [_mha_case(g, 8, 1, 4, label="a single head"),
-            _mha_case(g, 8, 8, 4, causal=True, label="one channel per head, causal"),
-            _mha_case(g, 6, 2, 1, B=3, causal=True, label="T=1, causal"),
-            _mha_case(g, 16, 4, 6, B=3, causal=True, mask=_padding([6, 3, 0], 6),
-                      label="causal + padding, one sentence of length 0"),
-            _mha_case(g, 12, 3, 5, dtype=torch.float64, causal=True, label="float64, causal"),
-            _mha_case(g, 32, 4, 17, B=2, label="random n_embd=32, n_head=4, T=17"),
-            _mha_case(g, 24, 6, 9, B=3, bias=False, causal=True, mask=_padding([9, 4, 7], 9),
-                      label="random, no biases, causal + padding")]
+    return [
+        _mha_case(g, 8, 1, 4, label="a single head"),
+        _mha_case(g, 8, 8, 4, causal=True, label="one channel per head, causal"),
+        _mha_case(g, 6, 2, 1, B=3, causal=True, label="T=1, causal"),
+        _mha_case(
+            g,
+            16,
+            4,
+            6,
+            B=3,
+            causal=True,
+            mask=_padding([6, 3, 0], 6),
+            label="causal + padding, one sentence of length 0",
+        ),
+        _mha_case(g, 12, 3, 5, dtype=torch.float64, causal=True, label="float64, causal"),
+        _mha_case(g, 32, 4, 17, B=2, label="random n_embd=32, n_head=4, T=17"),
+        _mha_case(
+            g,
+            24,
+            6,
+            9,
+            B=3,
+            bias=False,
+            causal=True,
+            mask=_padding([9, 4, 7], 9),
+            label="random, no biases, causal + padding",
+        ),
+    ]
 
 
 SPECS = [
     Spec("attention.softmax", "llmcourse.attention:softmax", _softmax_visible, _softmax_hidden, **TOL),
-    Spec("attention.scaled_dot_product_attention", "llmcourse.attention:scaled_dot_product_attention",
-         _sdpa_visible, _sdpa_hidden, **TOL),
+    Spec(
+        "attention.scaled_dot_product_attention",
+        "llmcourse.attention:scaled_dot_product_attention",
+        _sdpa_visible,
+        _sdpa_hidden,
+        **TOL,
+    ),
     Spec("attention.split_heads", "llmcourse.attention:split_heads", _split_visible, _split_hidden),
     Spec("attention.merge_heads", "llmcourse.attention:merge_heads", _merge_visible, _merge_hidden),
-    Spec("attention.multi_head_attention", "llmcourse.attention:MultiHeadAttention", _mha_visible, _mha_hidden,
-         call=_mha_call, **TOL),
+    Spec(
+        "attention.multi_head_attention",
+        "llmcourse.attention:MultiHeadAttention",
+        _mha_visible,
+        _mha_hidden,
+        call=_mha_call,
+        **TOL,
+    ),
 ]

@@ -22,6 +22,7 @@ A check is described by a :class:`Spec` in ``llmcourse/checks/<topic>.py``: wher
 how to build visible and hidden cases, and the tolerance. Hidden random cases are drawn from a seed
 that only the grader knows (``LLMCOURSE_GRADING_SEED``), so they cannot be precomputed.
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,7 +34,8 @@ import math
 import os
 import traceback
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MIME = "application/vnd.llmcourse.check+json"
 RECORD_VERSION = 1
@@ -102,6 +104,7 @@ class Spec:
 
 # --------------------------------------------------------------------------- registry
 
+
 def get_spec(name: str) -> Spec:
     """``"tokenization.merge"`` -> the Spec registered in ``llmcourse.checks.tokenization``."""
     if not isinstance(name, str) or "." not in name:
@@ -131,6 +134,7 @@ def grading_seed() -> int:
 
 
 # --------------------------------------------------------------------------- encoding
+
 
 def encode(x: Any, _depth: int = 0) -> Any:
     """Turn an output into plain JSON data with exact types, or raise :class:`UnsupportedOutput`.
@@ -165,11 +169,17 @@ def encode(x: Any, _depth: int = 0) -> Any:
         return {"__set__": vals}
     array = _as_numpy(x)
     if array is not None:
-        return {"__array__": {"dtype": str(array.dtype), "shape": list(array.shape),
-                              "b64": base64.b64encode(array.tobytes()).decode("ascii")}}
+        return {
+            "__array__": {
+                "dtype": str(array.dtype),
+                "shape": list(array.shape),
+                "b64": base64.b64encode(array.tobytes()).decode("ascii"),
+            }
+        }
     raise UnsupportedOutput(
         f"returned a {type(x).__module__}.{type(x).__qualname__}; return plain data "
-        "(int, float, str, bytes, list, tuple, dict, set), a numpy array or a torch tensor")
+        "(int, float, str, bytes, list, tuple, dict, set), a numpy array or a torch tensor"
+    )
 
 
 def _as_numpy(x: Any):
@@ -180,6 +190,7 @@ def _as_numpy(x: Any):
         return None
     if type(x).__module__ == "torch" and type(x).__name__ in ("Tensor", "Parameter"):
         import torch
+
         t = torch.Tensor.detach(x).cpu()
         if t.dtype == torch.bfloat16:
             t = t.float()
@@ -193,10 +204,12 @@ def _as_numpy(x: Any):
 
 def decode_array(d: dict):
     import numpy as np
+
     return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.dtype(d["dtype"])).reshape(d["shape"])
 
 
 # --------------------------------------------------------------------------- comparison
+
 
 def describe(v: Any) -> str:
     """A short description of an encoded value's type and size, safe to show for hidden cases."""
@@ -217,8 +230,9 @@ def describe(v: Any) -> str:
     return f"{name} of length {len(body)}"
 
 
-def first_difference(expected: Any, got: Any, rtol: float = 0.0, atol: float = 0.0,
-                     path: str = "output", show_values: bool = True) -> str | None:
+def first_difference(
+    expected: Any, got: Any, rtol: float = 0.0, atol: float = 0.0, path: str = "output", show_values: bool = True
+) -> str | None:
     """None when equal (within tolerance), else a sentence saying where and how they differ."""
     if _tag(expected) != _tag(got):
         return f"{path}: expected {describe(expected)}, got {describe(got)}"
@@ -247,8 +261,14 @@ def first_difference(expected: Any, got: Any, rtol: float = 0.0, atol: float = 0
                 msg += f"; e.g. missing {_plain(missing[0])}" if missing else f"; e.g. unexpected {_plain(extra[0])}"
             return msg + ")"
         for k, (key, e) in e_map.items():
-            diff = first_difference(e, g_map[k][1], rtol, atol,
-                                    f"{path}[{_plain(key)}]" if show_values else f"{path}[some key]", show_values)
+            diff = first_difference(
+                e,
+                g_map[k][1],
+                rtol,
+                atol,
+                f"{path}[{_plain(key)}]" if show_values else f"{path}[some key]",
+                show_values,
+            )
             if diff:
                 return diff
         return None
@@ -257,8 +277,9 @@ def first_difference(expected: Any, got: Any, rtol: float = 0.0, atol: float = 0
     if kind == "float":
         if math.isclose(expected, got, rel_tol=rtol, abs_tol=atol):
             return None
-        return f"{path}: " + (f"expected {expected!r}, got {got!r}" if show_values else
-                              f"floats differ by {abs(expected - got):.3g}")
+        return f"{path}: " + (
+            f"expected {expected!r}, got {got!r}" if show_values else f"floats differ by {abs(expected - got):.3g}"
+        )
     if expected == got:
         return None
     return f"{path}: " + (f"expected {_plain(expected)}, got {_plain(got)}" if show_values else "values differ")
@@ -266,6 +287,7 @@ def first_difference(expected: Any, got: Any, rtol: float = 0.0, atol: float = 0
 
 def _array_difference(e: dict, g: dict, rtol, atol, path, show_values) -> str | None:
     import numpy as np
+
     if e["shape"] != g["shape"]:
         return f"{path}: expected shape {tuple(e['shape'])}, got {tuple(g['shape'])}"
     if e["dtype"] != g["dtype"]:
@@ -280,7 +302,11 @@ def _array_difference(e: dict, g: dict, rtol, atol, path, show_values) -> str | 
     bad = np.argwhere(~close)
     idx = tuple(int(i) for i in bad[0])
     with np.errstate(invalid="ignore"):
-        max_abs = float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.dtype.kind in "fciu" else float("nan")
+        max_abs = (
+            float(np.nanmax(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+            if a.dtype.kind in "fciu"
+            else float("nan")
+        )
     msg = f"{path}: {len(bad)} of {a.size} elements differ; max abs diff {max_abs:.3g}; first at index {idx}"
     if a.dtype.kind in "fc" and bool(np.isnan(b[~close]).any()):
         msg += "; some are NaN where numbers were expected"
@@ -297,6 +323,7 @@ def _tag(v: Any) -> str:
 
 def _plain(v: Any, limit: int = 200) -> str:
     """Encoded value -> readable Python-like text."""
+
     def back(x):
         if isinstance(x, list):
             return [back(i) for i in x]
@@ -315,6 +342,7 @@ def _plain(v: Any, limit: int = 200) -> str:
             if tag == "__array__":
                 return decode_array(body)
         return x
+
     return _short_repr(back(v), limit)
 
 
@@ -331,6 +359,7 @@ def _short_repr(x: Any, limit: int = 300) -> str:
 
 # --------------------------------------------------------------------------- running cases
 
+
 def run_cases(fn: Callable, cases: list[Case], spec: Spec | None = None) -> list[dict]:
     """Call ``fn`` on every case (on deep copies, so mutation cannot leak between cases)."""
     results = []
@@ -339,8 +368,7 @@ def run_cases(fn: Callable, cases: list[Case], spec: Spec | None = None) -> list
             out = spec.apply(fn, case) if spec else fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
             results.append({"ok": encode(out)})
         except Exception as e:  # the student's error is data for the report, not a crash
-            results.append({"error": {"type": type(e).__name__, "message": str(e)[:500],
-                                      "where": _student_frame(e)}})
+            results.append({"error": {"type": type(e).__name__, "message": str(e)[:500], "where": _student_frame(e)}})
     return results
 
 
@@ -370,16 +398,18 @@ class Outcome:
         return "\n".join([head] + [f"  - {f}" for f in shown] + more)
 
 
-def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[dict],
-                    got: list[dict]) -> Outcome:
+def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[dict], got: list[dict]) -> Outcome:
     """The one comparison used both in a student's kernel and in the trusted grader."""
     failures = []
     if len(got) != len(cases):
         failures.append(f"expected results for {len(cases)} cases, the record has {len(got)}")
         return Outcome(spec.name, hidden, False, len(cases), failures)
     for i, (case, exp, res) in enumerate(zip(cases, expected, got)):
-        where = (f"hidden case {i + 1} ({case.label})" if hidden
-                 else f"case {i + 1} ({case.label}): {case.call_repr(spec.function_name)}")
+        where = (
+            f"hidden case {i + 1} ({case.label})"
+            if hidden
+            else f"case {i + 1} ({case.label}): {case.call_repr(spec.function_name)}"
+        )
         if not isinstance(res, dict) or not ({"ok"} == set(res) or {"error"} == set(res)):
             failures.append(f"{where}: malformed result")
             continue
@@ -416,6 +446,7 @@ def verify_record(record: Any, name: str, hidden: bool, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- the notebook API
+
 
 def check(name: str, fn: Callable, hidden: bool = False) -> None:
     """Check ``fn`` against the reference ``name`` (see the module docstring).

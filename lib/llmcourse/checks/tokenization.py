@@ -4,12 +4,13 @@ Visible cases are small and readable. Hidden cases add the edge cases the issue 
 emoji, empty strings, repeated characters, special tokens) and random cases drawn from the grader's
 seed. Nothing here imports ``llmcourse.tokenization``: inputs are built from first principles.
 """
+
 from __future__ import annotations
 
 import random
 
-from .checker import Case, Spec, seeded_rng_seed
 from ..toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .checker import Case, Spec, seeded_rng_seed
 
 TORTURE = [
     "",
@@ -63,9 +64,15 @@ def _vocab(merges: dict[tuple[int, int], int], special: dict[str, int] | None = 
 
 # --------------------------------------------------------------------------- get_stats
 
+
 def _stats_visible() -> list[Case]:
-    return [Case(([1, 2, 3, 1, 2],), "example"), Case(([],), "empty"), Case(([7],), "one id"),
-            Case(([5, 5, 5, 5],), "repeats"), Case((list(b"hello world"),), "bytes of a word")]
+    return [
+        Case(([1, 2, 3, 1, 2],), "example"),
+        Case(([],), "empty"),
+        Case(([7],), "one id"),
+        Case(([5, 5, 5, 5],), "repeats"),
+        Case((list(b"hello world"),), "bytes of a word"),
+    ]
 
 
 def _stats_hidden(seed: int) -> list[Case]:
@@ -79,19 +86,24 @@ def _stats_hidden(seed: int) -> list[Case]:
 
 # --------------------------------------------------------------------------- merge
 
+
 def _merge_visible() -> list[Case]:
-    return [Case(([5, 6, 6, 7, 5, 6], (5, 6), 256), "example"),
-            Case(([1, 1, 1], (1, 1), 300), "overlapping pair: left to right"),
-            Case(([], (1, 2), 256), "empty"),
-            Case(([1, 2], (3, 4), 256), "pair absent")]
+    return [
+        Case(([5, 6, 6, 7, 5, 6], (5, 6), 256), "example"),
+        Case(([1, 1, 1], (1, 1), 300), "overlapping pair: left to right"),
+        Case(([], (1, 2), 256), "empty"),
+        Case(([1, 2], (3, 4), 256), "pair absent"),
+    ]
 
 
 def _merge_hidden(seed: int) -> list[Case]:
     rng = _rng("tokenization.merge", seed)
-    cases = [Case((list(b"aaaaa"), (97, 97), 256), "odd run of one byte"),
-             Case((list("👍👍".encode()), (240, 159), 300), "emoji bytes"),
-             Case(([1, 2, 3, 1, 2], (1, 2), 1000), "pair at the end"),
-             Case(([9], (9, 9), 256), "single id")]
+    cases = [
+        Case((list(b"aaaaa"), (97, 97), 256), "odd run of one byte"),
+        Case((list("👍👍".encode()), (240, 159), 300), "emoji bytes"),
+        Case(([1, 2, 3, 1, 2], (1, 2), 1000), "pair at the end"),
+        Case(([9], (9, 9), 256), "single id"),
+    ]
     for n in (10, 100):
         ids = [rng.randrange(3) for _ in range(n)]
         cases.append(Case((ids, (ids[0], ids[1]), 256 + n), f"random ids, length {n}"))
@@ -100,23 +112,29 @@ def _merge_hidden(seed: int) -> list[Case]:
 
 # --------------------------------------------------------------------------- train_merges
 
+
 def _train_visible() -> list[Case]:
-    return [Case(("aaabdaaabac", 259, None), "Wikipedia's example, no pre-split"),
-            Case(("hello world hello world", 262, GPT4_SPLIT_PATTERN), "two words, GPT-4 split"),
-            Case(("", 260, GPT4_SPLIT_PATTERN), "empty text"),
-            Case(("abc", 256, GPT4_SPLIT_PATTERN), "no merges requested")]
+    return [
+        Case(("aaabdaaabac", 259, None), "Wikipedia's example, no pre-split"),
+        Case(("hello world hello world", 262, GPT4_SPLIT_PATTERN), "two words, GPT-4 split"),
+        Case(("", 260, GPT4_SPLIT_PATTERN), "empty text"),
+        Case(("abc", 256, GPT4_SPLIT_PATTERN), "no merges requested"),
+    ]
 
 
 def _train_hidden(seed: int) -> list[Case]:
     rng = _rng("tokenization.train_merges", seed)
-    cases = [Case(("aaaaaaaaaaaa", 260, None), "a run of one letter (ties, overlaps)"),
-             Case((TORTURE[3], 270, GPT4_SPLIT_PATTERN), "emoji with skin tone and ZWJ"),
-             Case((" ".join(TORTURE), 290, GPT4_SPLIT_PATTERN), "Unicode torture text"),
-             Case((SHAKESPEARE, 300, GPT2_SPLIT_PATTERN), "Shakespeare, GPT-2 split"),
-             Case((SHAKESPEARE, 300, GPT4_SPLIT_PATTERN), "Shakespeare, GPT-4 split")]
+    cases = [
+        Case(("aaaaaaaaaaaa", 260, None), "a run of one letter (ties, overlaps)"),
+        Case((TORTURE[3], 270, GPT4_SPLIT_PATTERN), "emoji with skin tone and ZWJ"),
+        Case((" ".join(TORTURE), 290, GPT4_SPLIT_PATTERN), "Unicode torture text"),
+        Case((SHAKESPEARE, 300, GPT2_SPLIT_PATTERN), "Shakespeare, GPT-2 split"),
+        Case((SHAKESPEARE, 300, GPT4_SPLIT_PATTERN), "Shakespeare, GPT-4 split"),
+    ]
     for n in (50, 300):
-        cases.append(Case((_random_text(rng, n), 256 + rng.randrange(5, 30), GPT4_SPLIT_PATTERN),
-                          f"random text, {n} chars"))
+        cases.append(
+            Case((_random_text(rng, n), 256 + rng.randrange(5, 30), GPT4_SPLIT_PATTERN), f"random text, {n} chars")
+        )
     return cases
 
 
@@ -127,17 +145,20 @@ _SMALL_MERGES = {(104, 101): 256, (108, 108): 257, (256, 257): 258}  # "he", "ll
 
 def _decode_visible() -> list[Case]:
     v = _vocab(_SMALL_MERGES)
-    return [Case((list(b"hello"), v), "plain bytes"),
-            Case(([258, 111], v), "merged tokens -> 'hello'"),
-            Case(([], v), "empty"),
-            Case(([0xE2, 0x82], v), "an incomplete UTF-8 sequence -> replacement character")]
+    return [
+        Case((list(b"hello"), v), "plain bytes"),
+        Case(([258, 111], v), "merged tokens -> 'hello'"),
+        Case(([], v), "empty"),
+        Case(([0xE2, 0x82], v), "an incomplete UTF-8 sequence -> replacement character"),
+    ]
 
 
 def _decode_hidden(seed: int) -> list[Case]:
     rng = _rng("tokenization.decode", seed)
     special = {"<|endoftext|>": 1000}
-    cases = [Case((list(t.encode()), _vocab({})), f"UTF-8 bytes of a {len(t)}-char torture string")
-             for t in TORTURE[1:]]
+    cases = [
+        Case((list(t.encode()), _vocab({})), f"UTF-8 bytes of a {len(t)}-char torture string") for t in TORTURE[1:]
+    ]
     cases.append(Case(([0xF0, 0x9F], _vocab({})), "half an emoji"))
     cases.append(Case(([258, 1000, 258], _vocab(_SMALL_MERGES, special)), "a special token"))
     merges = _random_merges(rng, 40)
@@ -152,24 +173,32 @@ _SPECIAL = {"<|endoftext|>": 1000, "<|end|>": 1001}
 
 
 def _encode_visible() -> list[Case]:
-    return [Case(("hello", {}, GPT4_SPLIT_PATTERN), "no merges: raw bytes"),
-            Case(("hello hell", _SMALL_MERGES, GPT4_SPLIT_PATTERN), "merges apply in order"),
-            Case(("", _SMALL_MERGES, GPT4_SPLIT_PATTERN), "empty"),
-            Case(("hell<|endoftext|>hello", _SMALL_MERGES, GPT4_SPLIT_PATTERN, _SPECIAL), "a special token")]
+    return [
+        Case(("hello", {}, GPT4_SPLIT_PATTERN), "no merges: raw bytes"),
+        Case(("hello hell", _SMALL_MERGES, GPT4_SPLIT_PATTERN), "merges apply in order"),
+        Case(("", _SMALL_MERGES, GPT4_SPLIT_PATTERN), "empty"),
+        Case(("hell<|endoftext|>hello", _SMALL_MERGES, GPT4_SPLIT_PATTERN, _SPECIAL), "a special token"),
+    ]
 
 
 def _encode_hidden(seed: int) -> list[Case]:
     rng = _rng("tokenization.encode", seed)
     aa = {(97, 97): 256, (256, 97): 257, (256, 256): 258}
-    cases = [Case((TORTURE[1], aa, GPT4_SPLIT_PATTERN), "repeated letter with nested merges"),
-             Case((TORTURE[1], aa, None), "repeated letter, no pre-split"),
-             Case((TORTURE[3], {(240, 159): 256}, GPT4_SPLIT_PATTERN), "emoji"),
-             Case(("<|end|><|endoftext|>x<|end|>", {}, GPT4_SPLIT_PATTERN, _SPECIAL),
-                  "special tokens back to back, one a prefix of another"),
-             Case(("no specials here", aa, GPT2_SPLIT_PATTERN, _SPECIAL), "specials given but absent")]
+    cases = [
+        Case((TORTURE[1], aa, GPT4_SPLIT_PATTERN), "repeated letter with nested merges"),
+        Case((TORTURE[1], aa, None), "repeated letter, no pre-split"),
+        Case((TORTURE[3], {(240, 159): 256}, GPT4_SPLIT_PATTERN), "emoji"),
+        Case(
+            ("<|end|><|endoftext|>x<|end|>", {}, GPT4_SPLIT_PATTERN, _SPECIAL),
+            "special tokens back to back, one a prefix of another",
+        ),
+        Case(("no specials here", aa, GPT2_SPLIT_PATTERN, _SPECIAL), "specials given but absent"),
+    ]
     for n in (40, 400):
         merges = _random_merges(rng, 30)
-        cases.append(Case((_random_text(rng, n), merges, GPT4_SPLIT_PATTERN), f"random text ({n} chars), random merges"))
+        cases.append(
+            Case((_random_text(rng, n), merges, GPT4_SPLIT_PATTERN), f"random text ({n} chars), random merges")
+        )
     return cases
 
 

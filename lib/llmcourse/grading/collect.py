@@ -40,6 +40,7 @@ every mtime to the export time; pass ``use_mtime=False`` then). A time without a
 ``due``'s timezone when ``due`` has one, else in the machine's local time. ``timestamp.txt`` gets
 nbgrader's default format in UTC (``2024-03-01 14:05:00.000000 UTC``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,7 +50,7 @@ import re
 import stat
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 __all__ = ["CollectReport", "DEFAULT_PATTERNS", "collect_zip", "report_text"]
@@ -71,16 +72,25 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 # Student ids become folder names: letters, digits and a few safe marks only.
 _SAFE_ID = re.compile(r"^[\w@+-][\w.@+-]*$")
 _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # nbgrader's Exchange.timestamp_format default
-_NAME_TIME_FORMATS = ("%Y-%m-%d-%H-%M-%S", "%Y-%m-%d_%H-%M-%S", "%Y%m%d%H%M%S", "%Y%m%d-%H%M%S",
-                      "%Y%m%d_%H%M%S", "%Y-%m-%d-%H-%M", "%Y-%m-%d")
+_NAME_TIME_FORMATS = (
+    "%Y-%m-%d-%H-%M-%S",
+    "%Y-%m-%d_%H-%M-%S",
+    "%Y%m%d%H%M%S",
+    "%Y%m%d-%H%M%S",
+    "%Y%m%d_%H%M%S",
+    "%Y-%m-%d-%H-%M",
+    "%Y-%m-%d",
+)
 
 
 @dataclasses.dataclass
 class CollectReport:
-    imported: dict[str, list[str]] = dataclasses.field(default_factory=dict)     # student -> notebook files written
-    unmatched: list[str] = dataclasses.field(default_factory=list)               # zip entries
-    duplicates: dict[str, list[str]] = dataclasses.field(default_factory=dict)   # "student/nb.ipynb" -> entries, kept first
-    late: dict[str, str] = dataclasses.field(default_factory=dict)               # student -> how late
+    imported: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # student -> notebook files written
+    unmatched: list[str] = dataclasses.field(default_factory=list)  # zip entries
+    duplicates: dict[str, list[str]] = dataclasses.field(
+        default_factory=dict
+    )  # "student/nb.ipynb" -> entries, kept first
+    late: dict[str, str] = dataclasses.field(default_factory=dict)  # student -> how late
     unknown_students: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
 
@@ -94,9 +104,20 @@ class _Candidate:
     order: int
 
 
-def collect_zip(zip_path, course_root, assignment: str, notebooks: list[str], *, pattern: str | None = None,
-                roster: list[str] | None = None, due: datetime | None = None, force: bool = False,
-                strict: bool = False, use_mtime: bool = True, max_bytes: int = 50 * 2**20) -> CollectReport:
+def collect_zip(
+    zip_path,
+    course_root,
+    assignment: str,
+    notebooks: list[str],
+    *,
+    pattern: str | None = None,
+    roster: list[str] | None = None,
+    due: datetime | None = None,
+    force: bool = False,
+    strict: bool = False,
+    use_mtime: bool = True,
+    max_bytes: int = 50 * 2**20,
+) -> CollectReport:
     """Import ``zip_path`` into ``<course_root>/submitted/<student>/<assignment>/`` (see the module doc).
 
     ``pattern`` may also be a list of patterns, tried in order. ``strict=True`` skips students who
@@ -147,7 +168,9 @@ def collect_zip(zip_path, course_root, assignment: str, notebooks: list[str], *,
                 report.problems.append(f"{name}: student id {student!r} is not a safe folder name; not written")
                 continue
             if info.file_size > max_bytes:
-                report.problems.append(f"{name}: {info.file_size} bytes is over the {max_bytes}-byte limit; not written")
+                report.problems.append(
+                    f"{name}: {info.file_size} bytes is over the {max_bytes}-byte limit; not written"
+                )
                 continue
             if roster_ids is not None and student not in roster_ids.values():
                 if student.lower() in roster_ids:
@@ -155,7 +178,9 @@ def collect_zip(zip_path, course_root, assignment: str, notebooks: list[str], *,
                 else:
                     unknown.add(student)
                     if strict:
-                        report.problems.append(f"{name}: student {student!r} is not on the roster; not written (strict)")
+                        report.problems.append(
+                            f"{name}: student {student!r} is not on the roster; not written (strict)"
+                        )
                         continue
             when = _entry_time(name, stamp, info, due, use_mtime, report)
             candidates.setdefault((student, notebook), []).append(_Candidate(info, student, notebook, when, order))
@@ -166,17 +191,23 @@ def collect_zip(zip_path, course_root, assignment: str, notebooks: list[str], *,
             keep = _pick_newest(cands)
             if len(cands) > 1:
                 others = sorted((c for c in cands if c is not keep), key=lambda c: c.order)
-                report.duplicates[f"{student}/{notebook}.ipynb"] = [keep.entry.filename] + [c.entry.filename for c in others]
+                report.duplicates[f"{student}/{notebook}.ipynb"] = [keep.entry.filename] + [
+                    c.entry.filename for c in others
+                ]
                 times = [c.when for c in cands]
                 if None in times or times.count(keep.when) > 1:
-                    report.problems.append(f"{student}/{notebook}.ipynb: cannot tell which of {len(cands)} entries is "
-                                           f"newest; kept the last in the archive, {keep.entry.filename}")
+                    report.problems.append(
+                        f"{student}/{notebook}.ipynb: cannot tell which of {len(cands)} entries is "
+                        f"newest; kept the last in the archive, {keep.entry.filename}"
+                    )
             dest = submitted / student / assignment / f"{notebook}.ipynb"
             if not _inside(dest, submitted):
                 report.problems.append(f"{keep.entry.filename}: would be written outside {submitted}; not written")
                 continue
             if dest.exists() and not force:
-                report.problems.append(f"{student}/{assignment}/{notebook}.ipynb already exists; kept it (force=True replaces it)")
+                report.problems.append(
+                    f"{student}/{assignment}/{notebook}.ipynb already exists; kept it (force=True replaces it)"
+                )
                 continue
             data = _read_limited(zf, keep.entry, max_bytes)
             if data is None:
@@ -184,16 +215,20 @@ def collect_zip(zip_path, course_root, assignment: str, notebooks: list[str], *,
                 continue
             _atomic_write(dest, data)
             if not _looks_like_notebook(data):
-                report.problems.append(f"{student}/{notebook}.ipynb is not a valid notebook (imported; grading will say so)")
+                report.problems.append(
+                    f"{student}/{notebook}.ipynb is not a valid notebook (imported; grading will say so)"
+                )
             report.imported.setdefault(student, []).append(f"{notebook}.ipynb")
             if keep.when is not None and (student not in latest or keep.when > latest[student]):
                 latest[student] = keep.when
 
         for student, when in sorted(latest.items()):
             stamp_path = submitted / student / assignment / "timestamp.txt"
-            _atomic_write(stamp_path, when.astimezone(timezone.utc).strftime(_TIMESTAMP_FORMAT).encode())
+            _atomic_write(stamp_path, when.astimezone(UTC).strftime(_TIMESTAMP_FORMAT).encode())
             if due is not None and when > _aware(due, None):
-                report.late[student] = f"{_duration(when - _aware(due, None))} late (submitted {when.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
+                report.late[student] = (
+                    f"{_duration(when - _aware(due, None))} late (submitted {when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+                )
     return report
 
 
@@ -223,10 +258,11 @@ def report_text(report: CollectReport) -> str:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def _notebook_names(notebooks: list[str]) -> list[str]:
     if isinstance(notebooks, str):
         notebooks = [notebooks]
-    names = [n[:-len(".ipynb")] if n.endswith(".ipynb") else n for n in notebooks]
+    names = [n[: -len(".ipynb")] if n.endswith(".ipynb") else n for n in notebooks]
     if not names:
         raise ValueError("no notebooks given: which notebooks does the assignment expect?")
     for n in names:
@@ -269,7 +305,7 @@ def _match(patterns, name: str, notebooks: list[str]) -> tuple[str, str, str | N
 def _notebook_of(file: str, notebooks: list[str]) -> str | None:
     stem = PurePosixPath(file).name
     if stem.lower().endswith(".ipynb"):
-        stem = stem[:-len(".ipynb")]
+        stem = stem[: -len(".ipynb")]
     for candidate in (stem, re.sub(_RESUBMIT + "$", "", stem)):
         for n in notebooks:
             if candidate == n:
@@ -319,8 +355,10 @@ def _entry_time(name, stamp, info, due, use_mtime, report) -> datetime | None:
         parsed = _parse_time(stamp)
         if parsed is not None:
             return _aware(parsed, due)
-        report.problems.append(f"{name}: cannot read the time {stamp!r} in its name; "
-                               + ("used the entry's modification time" if use_mtime else "no time recorded"))
+        report.problems.append(
+            f"{name}: cannot read the time {stamp!r} in its name; "
+            + ("used the entry's modification time" if use_mtime else "no time recorded")
+        )
     if use_mtime:
         try:
             return _aware(datetime(*info.date_time), due)
@@ -342,6 +380,7 @@ def _parse_time(text: str) -> datetime | None:
             continue
     try:
         from dateutil import parser
+
         return parser.parse(text)
     except (ImportError, ValueError, OverflowError):
         return None
@@ -349,7 +388,7 @@ def _parse_time(text: str) -> datetime | None:
 
 def _pick_newest(cands: list[_Candidate]) -> _Candidate:
     # newest time wins; unknown times sort first; ties go to the entry later in the archive
-    return max(cands, key=lambda c: (c.when is not None, c.when or datetime.min.replace(tzinfo=timezone.utc), c.order))
+    return max(cands, key=lambda c: (c.when is not None, c.when or datetime.min.replace(tzinfo=UTC), c.order))
 
 
 def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:

@@ -31,6 +31,7 @@ Pygments and pulls numpy, matplotlib and tqdm; we need per-cell notebook code (n
 cells only), base subtraction from a released notebook rather than a boilerplate directory, and
 identifier normalisation with Python's own tokenizer. The algorithm is a few dozen lines here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -49,10 +50,10 @@ import nbformat
 
 __all__ = ["Pair", "solution_code", "similarity_report", "write_report", "fingerprints"]
 
-K = 10                # tokens per k-gram (noise threshold)
-W = 5                 # winnowing window: shared runs of K + W - 1 = 14 tokens always match
+K = 10  # tokens per k-gram (noise threshold)
+W = 5  # winnowing window: shared runs of K + W - 1 = 14 tokens always match
 MIN_FINGERPRINTS = 5  # a submission with fewer fingerprints than this is too small to judge
-MAX_REGIONS = 25      # excerpt pairs kept per reported pair
+MAX_REGIONS = 25  # excerpt pairs kept per reported pair
 
 STUB_LINES = {"# YOUR CODE HERE", "raise NotImplementedError()", "raise NotImplementedError"}
 _MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -65,11 +66,12 @@ class Pair:
     a: str
     b: str
     similarity: float
-    shared_lines: list[tuple[str, str]]   # (a's excerpt, b's excerpt), each headed by "# <cell>, lines i-j"
+    shared_lines: list[tuple[str, str]]  # (a's excerpt, b's excerpt), each headed by "# <cell>, lines i-j"
     shared_fingerprints: int = 0
 
 
 # --------------------------------------------------------------------------- notebook code
+
 
 def solution_code(notebook_path) -> dict[str, str]:
     """grade_id -> code of the notebook's solution cells, without nbgrader's markers and stub."""
@@ -79,8 +81,11 @@ def solution_code(notebook_path) -> dict[str, str]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("solution"):
             continue
-        lines = [line for line in cell.source.splitlines()
-                 if line.strip() not in STUB_LINES and not any(m in line for m in _MARKERS)]
+        lines = [
+            line
+            for line in cell.source.splitlines()
+            if line.strip() not in STUB_LINES and not any(m in line for m in _MARKERS)
+        ]
         out[str(meta.get("grade_id") or f"cell{i}")] = "\n".join(lines)
     return out
 
@@ -108,14 +113,19 @@ def _released_code(notebook_path) -> list[str]:
 
 # --------------------------------------------------------------------------- tokens and fingerprints
 
+
 def _tokens(code: str) -> list[tuple[str, int]]:
     """Normalised tokens of ``code`` as (text, source line), see the module docstring."""
-    lines = ["" if (l.lstrip().startswith(("%", "!")) or l.strip() in STUB_LINES) else l
-             for l in code.splitlines()]  # IPython magics and shell escapes are not Python
+    lines = [
+        "" if (l.lstrip().startswith(("%", "!")) or l.strip() in STUB_LINES) else l for l in code.splitlines()
+    ]  # IPython magics and shell escapes are not Python
     source = "\n".join(lines) + "\n"
     try:
-        raw = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
-               if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER)]
+        raw = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER)
+        ]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return _fallback_tokens(lines)
     out: list[tuple[str, int]] = []
@@ -123,7 +133,7 @@ def _tokens(code: str) -> list[tuple[str, int]]:
     while i < len(raw):
         t = raw[i]
         statement_start = prev is None or prev.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
-        if t.type == tokenize.STRING and statement_start:   # a docstring or a bare string statement
+        if t.type == tokenize.STRING and statement_start:  # a docstring or a bare string statement
             j = i
             while j < len(raw) and raw[j].type == tokenize.STRING:
                 j += 1
@@ -178,14 +188,15 @@ def _fallback_tokens(lines: list[str]) -> list[tuple[str, int]]:
 
 
 def _hash(parts) -> int:
-    return int.from_bytes(hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"),
-                                          digest_size=8).digest(), "big")
+    return int.from_bytes(
+        hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+    )
 
 
 def _kgrams(tokens, k: int) -> list[tuple[int, int, int]]:
     """(hash, first line, last line) of every k-gram."""
     texts = [t for t, _ in tokens]
-    return [(_hash(texts[i:i + k]), tokens[i][1], tokens[i + k - 1][1]) for i in range(len(tokens) - k + 1)]
+    return [(_hash(texts[i : i + k]), tokens[i][1], tokens[i + k - 1][1]) for i in range(len(tokens) - k + 1)]
 
 
 def _winnow(grams, w: int) -> list[int]:
@@ -216,8 +227,9 @@ def fingerprints(code: str, k: int = K, w: int = W) -> dict[int, tuple[int, int]
 @dataclasses.dataclass
 class _Doc:
     """One submission (or the reference): fingerprints with where they come from."""
+
     name: str
-    cells: dict[str, list[str]] = dataclasses.field(default_factory=dict)     # label -> source lines
+    cells: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # label -> source lines
     fps: dict[int, tuple[str, int, int]] = dataclasses.field(default_factory=dict)
 
     def add(self, label: str, code: str, base: set[int], k: int, w: int) -> None:
@@ -233,10 +245,12 @@ def _all_hashes(codes, k: int) -> set[int]:
 
 # --------------------------------------------------------------------------- the reference
 
+
 def _reference_functions(solution_nb: Path, repo_root: Path) -> list[tuple[str, str]]:
     """(label, source) of the library functions the notebook's checks compare with, plus the
     module-level helpers they call (two levels), read from ``repo_root/lib`` without importing."""
     from .preprocessors import expected_checks
+
     nb = nbformat.read(str(solution_nb), as_version=4)
     targets: list[tuple[str, str]] = []
     for cell in nb.cells:
@@ -264,7 +278,7 @@ def _reference_functions(solution_nb: Path, repo_root: Path) -> list[tuple[str, 
                 continue
             seen.add((path, fname))
             label = f"{path.relative_to(repo_root).as_posix()}:{fname}"
-            out.append((label, "\n".join(source.splitlines()[node.lineno - 1:node.end_lineno])))
+            out.append((label, "\n".join(source.splitlines()[node.lineno - 1 : node.end_lineno])))
             if depth < 2:
                 for sub in ast.walk(node):
                     if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in defs:
@@ -277,6 +291,7 @@ def _reference_of(check_name: str) -> tuple[str, str] | None:
     when it knows the name, else by the naming convention."""
     try:
         from ..checks.checker import get_spec
+
         module, function = get_spec(check_name).reference.split(":")
         return module, function
     except Exception:  # an unknown topic or a registry that does not import: fall back on the convention
@@ -288,8 +303,10 @@ def _reference_of(check_name: str) -> tuple[str, str] | None:
 
 # --------------------------------------------------------------------------- the report
 
-def similarity_report(course_root, assignment, *, repo_root, threshold=0.8, k: int = K, w: int = W,
-                      common: float = 0.5) -> dict:
+
+def similarity_report(
+    course_root, assignment, *, repo_root, threshold=0.8, k: int = K, w: int = W, common: float = 0.5
+) -> dict:
     """Compare every submission in ``<course_root>/submitted/*/<assignment>/`` with every other
     and with the reference. Returns ``{"pairs": [Pair], "reference_matches": [Pair], ...}``, each
     list sorted by similarity, only those at or above ``threshold``; ``students`` lists who was
@@ -306,12 +323,15 @@ def similarity_report(course_root, assignment, *, repo_root, threshold=0.8, k: i
     base_codes: list[str] = []
     for nb_path in solution_nbs:
         base_codes += _released_code(nb_path)
-        for released in (course_root / "release" / assignment / nb_path.name,
-                         repo_root / "assignments" / assignment / nb_path.name):
+        for released in (
+            course_root / "release" / assignment / nb_path.name,
+            repo_root / "assignments" / assignment / nb_path.name,
+        ):
             if released.exists():
                 try:
-                    base_codes += [c.source for c in nbformat.read(str(released), as_version=4).cells
-                                   if c.cell_type == "code"]
+                    base_codes += [
+                        c.source for c in nbformat.read(str(released), as_version=4).cells if c.cell_type == "code"
+                    ]
                 except Exception as e:  # noqa: BLE001 - a broken release only weakens the base
                     skipped.append(f"{released}: unreadable release ({type(e).__name__})")
     base = _all_hashes(base_codes, k)
@@ -353,8 +373,9 @@ def similarity_report(course_root, assignment, *, repo_root, threshold=0.8, k: i
         shared = doc.fps.keys() & reference.fps.keys()
         sim = len(shared) / len(doc.fps)
         if sim >= threshold:
-            reference_matches.append(Pair(doc.name, REFERENCE, round(sim, 4), _excerpts(doc, reference, shared),
-                                          len(shared)))
+            reference_matches.append(
+                Pair(doc.name, REFERENCE, round(sim, 4), _excerpts(doc, reference, shared), len(shared))
+            )
 
     # pairs, through an inverted index (only pairs that share something are ever counted)
     index: dict[int, list[int]] = {}
@@ -363,7 +384,7 @@ def similarity_report(course_root, assignment, *, repo_root, threshold=0.8, k: i
             index.setdefault(h, []).append(i)
     limit = common * len(docs) if len(docs) >= 10 else float("inf")
     counts: dict[tuple[int, int], int] = {}
-    for h, holders in index.items():
+    for _h, holders in index.items():
         if len(holders) > limit:
             continue
         for x in range(len(holders)):
@@ -382,15 +403,22 @@ def similarity_report(course_root, assignment, *, repo_root, threshold=0.8, k: i
             pairs.append(Pair(a.name, b.name, round(sim, 4), _excerpts(a, b, shared), len(shared)))
 
     order = lambda p: (-p.similarity, p.a, p.b)  # noqa: E731
-    return {"assignment": assignment, "threshold": threshold, "k": k, "w": w,
-            "students": [d.name for d in docs], "skipped": skipped,
-            "pairs": sorted(pairs, key=order), "reference_matches": sorted(reference_matches, key=order)}
+    return {
+        "assignment": assignment,
+        "threshold": threshold,
+        "k": k,
+        "w": w,
+        "students": [d.name for d in docs],
+        "skipped": skipped,
+        "pairs": sorted(pairs, key=order),
+        "reference_matches": sorted(reference_matches, key=order),
+    }
 
 
 def _excerpts(a: _Doc, b: _Doc, shared) -> list[tuple[str, str]]:
     """Shared fingerprints merged into runs of lines, as side-by-side excerpts."""
     spots = sorted((a.fps[h], b.fps[h]) for h in shared)
-    regions: list[list] = []   # [label_a, first_a, last_a, label_b, first_b, last_b]
+    regions: list[list] = []  # [label_a, first_a, last_a, label_b, first_b, last_b]
     for (la, fa, ea), (lb, fb, eb) in spots:
         r = regions[-1] if regions else None
         if r and r[0] == la and r[3] == lb and fa <= r[2] + 1 and fb <= r[5] + 1 and eb >= r[4] - 1:
@@ -402,10 +430,11 @@ def _excerpts(a: _Doc, b: _Doc, shared) -> list[tuple[str, str]]:
 
 def _excerpt(doc: _Doc, label: str, first: int, last: int) -> str:
     lines = doc.cells.get(label, [])
-    return f"# {label}, lines {first}-{last}\n" + "\n".join(lines[first - 1:last])
+    return f"# {label}, lines {first}-{last}\n" + "\n".join(lines[first - 1 : last])
 
 
 # --------------------------------------------------------------------------- output
+
 
 def write_report(report: dict, out_dir) -> tuple[Path, Path]:
     """Write ``integrity_<assignment>.csv`` (one row per flagged pair) and a self-contained
@@ -413,15 +442,18 @@ def write_report(report: dict, out_dir) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "integrity" + (f"_{report['assignment']}" if report.get("assignment") else "")
-    rows = [("reference", p) for p in report.get("reference_matches", [])] + [("pair", p) for p in report.get("pairs", [])]
+    rows = [("reference", p) for p in report.get("reference_matches", [])] + [
+        ("pair", p) for p in report.get("pairs", [])
+    ]
 
     csv_path = out_dir / f"{stem}.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["kind", "a", "b", "similarity", "shared_fingerprints", "shared_regions"])
         for kind, p in rows:
-            writer.writerow([kind, _cell(p.a), _cell(p.b), f"{p.similarity:.3f}", p.shared_fingerprints,
-                             len(p.shared_lines)])
+            writer.writerow(
+                [kind, _cell(p.a), _cell(p.b), f"{p.similarity:.3f}", p.shared_fingerprints, len(p.shared_lines)]
+            )
 
     e = html.escape
     parts = [
@@ -440,15 +472,19 @@ def write_report(report: dict, out_dir) -> tuple[Path, Path]:
     ]
     if report.get("skipped"):
         parts.append("<p>Not compared:</p><ul>" + "".join(f"<li>{e(s)}</li>" for s in report["skipped"]) + "</ul>")
-    parts.append("<h2>Summary</h2><table><tr><th>kind</th><th>a</th><th>b</th><th>similarity</th>"
-                 "<th>shared fingerprints</th></tr>")
+    parts.append(
+        "<h2>Summary</h2><table><tr><th>kind</th><th>a</th><th>b</th><th>similarity</th>"
+        "<th>shared fingerprints</th></tr>"
+    )
     for n, (kind, p) in enumerate(rows):
-        parts.append(f"<tr><td>{e(kind)}</td><td><a href='#m{n}'>{e(p.a)}</a></td><td>{e(p.b)}</td>"
-                     f"<td>{p.similarity:.0%}</td><td>{p.shared_fingerprints}</td></tr>")
+        parts.append(
+            f"<tr><td>{e(kind)}</td><td><a href='#m{n}'>{e(p.a)}</a></td><td>{e(p.b)}</td>"
+            f"<td>{p.similarity:.0%}</td><td>{p.shared_fingerprints}</td></tr>"
+        )
     if not rows:
         parts.append("<tr><td colspan='5'>nothing at or above the threshold</td></tr>")
     parts.append("</table>")
-    for n, (kind, p) in enumerate(rows):
+    for n, (_kind, p) in enumerate(rows):
         parts.append(f"<h3 id='m{n}'>{e(p.a)} &harr; {e(p.b)}: {p.similarity:.0%}</h3>")
         parts.append(f"<table class='side'><tr><th>{e(p.a)}</th><th>{e(p.b)}</th></tr>")
         for xa, xb in p.shared_lines:

@@ -25,6 +25,7 @@ Usage (kernelspec argv)::
 
     unshare -Urm --propagation private python -m llmcourse.grading.kernel -f {connection_file}
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -49,7 +50,8 @@ class AnswerKeyBlocker(importlib.abc.MetaPathFinder):
             if fullname == b or fullname.startswith(b + "."):
                 raise ImportError(
                     f"{fullname} is the reference solution for this assignment and is not available "
-                    "while grading; your notebook must implement the graded functions itself")
+                    "while grading; your notebook must implement the graded functions itself"
+                )
         return None
 
 
@@ -76,8 +78,10 @@ def load_policy() -> dict:
             policy = json.load(f)
         return {"blocked": list(policy["blocked"]), "hide": list(policy["hide"])}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"llmcourse grading kernel: no grading policy at {path} ({e}); "
-                         "grade through `llmcourse autograde`, which writes it")
+        raise SystemExit(
+            f"llmcourse grading kernel: no grading policy at {path} ({e}); "
+            "grade through `llmcourse autograde`, which writes it"
+        ) from None
 
 
 # --------------------------------------------------------------------------- stage 1: the sandbox
@@ -87,7 +91,7 @@ STAGE_PREFIX = "llmcourse-kernel-"
 
 def stage_pid(name: str) -> int | None:
     """The kernel pid in a stage folder's name (``llmcourse-kernel-<pid>-xxxx``), or None."""
-    pid = name[len(STAGE_PREFIX):].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
+    pid = name[len(STAGE_PREFIX) :].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
     return int(pid) if pid.isdigit() else None
 
 
@@ -158,14 +162,34 @@ def enter_sandbox(argv: list[str], policy: dict) -> None:
     with open(argv[i], "w") as f:
         f.write(connection)
     os.chdir(f"{stage}/work")
-    env = dict(os.environ, TMPDIR=f"{stage}/tmp", IPYTHONDIR=f"{stage}/tmp/ipython",
-               MPLCONFIGDIR=f"{stage}/tmp/matplotlib", LLMCOURSE_SANDBOX="entered",
-               LLMCOURSE_BLOCKED_MODULES=",".join(policy["blocked"]))  # the policy file is hidden now
-    os.execvpe("setpriv", ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all",
-                           "--no-new-privs", "--", sys.executable, "-m", "llmcourse.grading.kernel", *argv], env)
+    env = dict(
+        os.environ,
+        TMPDIR=f"{stage}/tmp",
+        IPYTHONDIR=f"{stage}/tmp/ipython",
+        MPLCONFIGDIR=f"{stage}/tmp/matplotlib",
+        LLMCOURSE_SANDBOX="entered",
+        LLMCOURSE_BLOCKED_MODULES=",".join(policy["blocked"]),
+    )  # the policy file is hidden now
+    os.execvpe(
+        "setpriv",
+        [
+            "setpriv",
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--no-new-privs",
+            "--",
+            sys.executable,
+            "-m",
+            "llmcourse.grading.kernel",
+            *argv,
+        ],
+        env,
+    )
 
 
 # --------------------------------------------------------------------------- stage 2: the kernel
+
 
 def apply_limits() -> None:
     megabytes = int(os.environ.get("LLMCOURSE_MEMORY_LIMIT_MB", "0") or 0)
@@ -195,6 +219,7 @@ def main() -> None:
     apply_limits()
     install_blocker(blocked)
     from ipykernel.kernelapp import IPKernelApp
+
     app = IPKernelApp.instance()
     app.initialize(argv)
     limit = int(os.environ.get("LLMCOURSE_OUTPUT_LIMIT", "0") or 0)
@@ -223,6 +248,7 @@ def cap_output(limit: int) -> None:
                 _write(text[:room])
                 return _write(f"\n[output limit of {limit} characters reached: the rest is dropped]\n")
             return _write(text)
+
         stream.write = capped
 
 

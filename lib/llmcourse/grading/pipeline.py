@@ -11,6 +11,7 @@ What we add on top of nbgrader: the trusted checks (grades decided outside the s
 a grading kernel without the answer key, a secret seed for hidden random cases, per-student
 isolation (one broken submission never stops the batch) and feedback that leaks nothing hidden.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,6 +41,7 @@ class PipelineError(RuntimeError):
 
 # --------------------------------------------------------------------------- course directory
 
+
 @dataclasses.dataclass
 class Course:
     root: Path
@@ -47,8 +49,9 @@ class Course:
     db_url: str | None = None
 
     @classmethod
-    def open(cls, root: str | os.PathLike | None = None, db_url: str | None = None,
-             repo: str | os.PathLike | None = None) -> "Course":
+    def open(
+        cls, root: str | os.PathLike | None = None, db_url: str | None = None, repo: str | os.PathLike | None = None
+    ) -> Course:
         root = Path(root or os.environ.get("LLMCOURSE_COURSE_DIR") or (REPO / "course_work")).resolve()
         root.mkdir(parents=True, exist_ok=True)
         return cls(root=root, repo=Path(repo).resolve() if repo else REPO, db_url=db_url)
@@ -91,17 +94,19 @@ class Course:
 
 # --------------------------------------------------------------------------- nbgrader plumbing
 
+
 @dataclasses.dataclass
 class GradingOptions:
     """Limits and switches of a grading run (defaults suit a 2-core laptop)."""
+
     workers: int = max(1, os.cpu_count() or 1)
-    cell_timeout: int = 60            # seconds per cell
-    notebook_timeout: int = 600       # seconds per notebook
-    memory_mb: int = 4096             # address-space cap of the student's kernel
-    output_limit: int = 1_000_000     # bytes of ordinary output kept per notebook
-    sandbox: bool | None = None       # None: use the namespace sandbox when this machine supports it
-    force: bool = False               # regrade students whose result is already recorded
-    run_all_cells: bool = False       # also run cells after the last graded one (they cannot change a grade)
+    cell_timeout: int = 60  # seconds per cell
+    notebook_timeout: int = 600  # seconds per notebook
+    memory_mb: int = 4096  # address-space cap of the student's kernel
+    output_limit: int = 1_000_000  # bytes of ordinary output kept per notebook
+    sandbox: bool | None = None  # None: use the namespace sandbox when this machine supports it
+    force: bool = False  # regrade students whose result is already recorded
+    run_all_cells: bool = False  # also run cells after the last graded one (they cannot change a grade)
 
 
 def sandbox_available() -> bool:
@@ -109,6 +114,7 @@ def sandbox_available() -> bool:
     if not sys.platform.startswith("linux") or not (shutil.which("unshare") and shutil.which("setpriv")):
         return False
     import subprocess
+
     probe = subprocess.run(["unshare", "-Urm", "--propagation", "private", "true"], capture_output=True)
     return probe.returncode == 0
 
@@ -116,9 +122,18 @@ def sandbox_available() -> bool:
 def hidden_paths(course: Course, assignment: str) -> list[str]:
     """What the student's kernel must not see: answer keys, solutions, tests, history, the course."""
     import importlib.util
+
     from jupyter_core.paths import jupyter_runtime_dir
-    paths = [course.root, course.repo / "solutions", course.repo / "tests", course.repo / ".git",
-             course.repo / "bench", course.repo / "autograder", Path(jupyter_runtime_dir())]
+
+    paths = [
+        course.root,
+        course.repo / "solutions",
+        course.repo / "tests",
+        course.repo / ".git",
+        course.repo / "bench",
+        course.repo / "autograder",
+        Path(jupyter_runtime_dir()),
+    ]
     for module in course.blocked_modules(assignment):
         spec = importlib.util.find_spec(module)
         if spec and spec.origin:
@@ -135,8 +150,10 @@ def write_kernel_policies(course: Course, sandbox: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     union: dict[str, set] = {"blocked": set(), "hide": set()}
     for assignment in course.assignments():
-        policy = {"blocked": course.blocked_modules(assignment),
-                  "hide": hidden_paths(course, assignment) if sandbox else []}
+        policy = {
+            "blocked": course.blocked_modules(assignment),
+            "hide": hidden_paths(course, assignment) if sandbox else [],
+        }
         for key in union:
             union[key].update(policy[key])
         _write_json(folder / f"{assignment}.json", policy)
@@ -170,11 +187,16 @@ def _prepare_environment(course: Course, assignment: str | None, options: Gradin
     spec_dir.mkdir(parents=True, exist_ok=True)
     sandbox = sandbox_available() if options.sandbox is None else options.sandbox
     write_kernel_policies(course, sandbox)
-    env = {"LLMCOURSE_GRADING": "1", "LLMCOURSE_GRADING_SEED": str(course.seed()),
-           "LLMCOURSE_COURSE_ROOT": str(course.root),
-           "LLMCOURSE_MEMORY_LIMIT_MB": str(options.memory_mb), "LLMCOURSE_SANDBOX": "1" if sandbox else "0",
-           "LLMCOURSE_OUTPUT_LIMIT": str(options.output_limit + 1000),
-           "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
+    env = {
+        "LLMCOURSE_GRADING": "1",
+        "LLMCOURSE_GRADING_SEED": str(course.seed()),
+        "LLMCOURSE_COURSE_ROOT": str(course.root),
+        "LLMCOURSE_MEMORY_LIMIT_MB": str(options.memory_mb),
+        "LLMCOURSE_SANDBOX": "1" if sandbox else "0",
+        "LLMCOURSE_OUTPUT_LIMIT": str(options.output_limit + 1000),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+    }
     argv = [sys.executable, "-m", "llmcourse.grading.kernel", "-f", "{connection_file}"]
     if sandbox:
         argv = ["unshare", "-Urm", "--propagation", "private"] + argv
@@ -187,6 +209,7 @@ def _prepare_environment(course: Course, assignment: str | None, options: Gradin
 def nbgrader_config(course: Course, options: GradingOptions | None = None):
     """The course's nbgrader Config: autograder/nbgrader_config.py plus this course's paths."""
     from traitlets.config.loader import PyFileConfigLoader
+
     options = options or GradingOptions()
     config = PyFileConfigLoader(AUTOGRADER_CONFIG.name, path=str(AUTOGRADER_CONFIG.parent)).load_config()
     config.CourseDirectory.root = str(course.root)
@@ -215,10 +238,10 @@ def tool_config(course: Course | None = None):
     return nbgrader_config(course)
 
 
-def _api(course: Course, assignment: str | None = None, options: GradingOptions | None = None,
-         prepare: bool = True):
+def _api(course: Course, assignment: str | None = None, options: GradingOptions | None = None, prepare: bool = True):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+
     if prepare:
         _prepare_environment(course, assignment, options)
     config = nbgrader_config(course, options)
@@ -234,14 +257,16 @@ def _run(result: dict, what: str) -> None:
 
 # --------------------------------------------------------------------------- generate
 
+
 def generate(course: Course, assignment: str, update_repo: bool = True) -> Path:
     """solutions/<a> -> nbgrader generate_assignment -> release (and the repo's assignments/<a>)."""
     course.check_assignment(assignment)
     source = course.root / "source" / assignment
     if source.exists():
         shutil.rmtree(source)
-    shutil.copytree(course.solutions / assignment, source,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(
+        course.solutions / assignment, source, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+    )
     api = _api(course, assignment)
     _run(api.generate_assignment(assignment, force=True, create=True), f"generating {assignment}")
     release = course.root / "release" / assignment
@@ -266,8 +291,9 @@ def _hash_tree(folder: Path, salt: bytes = b"", skip: tuple[str, ...] = ()) -> s
 
 def _source_stamp(course: Course, assignment: str) -> str:
     """sha256 of the assignment's solution files and the gradebook URL they were generated into."""
-    return _hash_tree(course.solutions / assignment, course.gradebook_url.encode() + b"\0",
-                      skip=(".ipynb_checkpoints", "__pycache__"))
+    return _hash_tree(
+        course.solutions / assignment, course.gradebook_url.encode() + b"\0", skip=(".ipynb_checkpoints", "__pycache__")
+    )
 
 
 def _stamp_file(course: Course, assignment: str) -> Path:
@@ -278,11 +304,15 @@ def ensure_generated(course: Course, assignment: str) -> None:
     """Generate the assignment unless this course already holds a release of the same source files
     (regenerating costs seconds per grading run and changes nothing)."""
     from nbgrader.api import Gradebook, MissingEntry
+
     stamp_file = _stamp_file(course, assignment)
     stamp = _source_stamp(course, assignment)
     release = course.root / "release" / assignment
-    up_to_date = (stamp_file.exists() and stamp_file.read_text() == stamp
-                  and all((release / f"{nb}.ipynb").exists() for nb in course.notebooks(assignment)))
+    up_to_date = (
+        stamp_file.exists()
+        and stamp_file.read_text() == stamp
+        and all((release / f"{nb}.ipynb").exists() for nb in course.notebooks(assignment))
+    )
     if up_to_date:
         _venv_bin_on_path()
         try:
@@ -296,15 +326,16 @@ def ensure_generated(course: Course, assignment: str) -> None:
 
 # --------------------------------------------------------------------------- autograde
 
+
 @dataclasses.dataclass
 class StudentResult:
     student: str
-    status: str                       # "graded", "skipped" (already graded), "error"
+    status: str  # "graded", "skipped" (already graded), "error"
     score: float = 0.0
     max_score: float = 0.0
-    parts: dict = dataclasses.field(default_factory=dict)   # "notebook:grade_id" -> [score, max]
+    parts: dict = dataclasses.field(default_factory=dict)  # "notebook:grade_id" -> [score, max]
     messages: list = dataclasses.field(default_factory=list)
-    fingerprint: str = ""             # of the submitted files this result belongs to
+    fingerprint: str = ""  # of the submitted files this result belongs to
 
 
 def import_submissions(course: Course, assignment: str, submissions: Path) -> list[str]:
@@ -334,11 +365,15 @@ def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], 
     restores edited ones and our config re-adds deleted test cells before grading).
     """
     from nbgrader.utils import compute_checksum
+
     folder = course.root / "submitted" / student / assignment
     expected = {f"{name}.ipynb" for name in course.notebooks(assignment)}
     problems, notes = [], []
-    extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
-                   and p.name not in expected and p.name != "timestamp.txt" and ".ipynb_checkpoints" not in p.parts)
+    extra = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in expected and p.name != "timestamp.txt" and ".ipynb_checkpoints" not in p.parts
+    )
     if extra:
         notes.append(f"extra files ignored: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else ""))
     for name in course.notebooks(assignment):
@@ -350,22 +385,28 @@ def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], 
             nb = nbformat.read(path, as_version=4)
             nbformat.validate(nb)
         except Exception as e:  # JSON errors, schema errors: all mean "not a notebook"
-            problems.append(f"{name}.ipynb is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+            problems.append(
+                f"{name}.ipynb is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            )
             continue
         release = nbformat.read(course.root / "release" / assignment / f"{name}.ipynb", as_version=4)
-        locked = {c.metadata["nbgrader"]["grade_id"]: c for c in release.cells
-                  if c.metadata.get("nbgrader", {}).get("locked")}
+        locked = {
+            c.metadata["nbgrader"]["grade_id"]: c for c in release.cells if c.metadata.get("nbgrader", {}).get("locked")
+        }
         mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
         graded = [gid for gid, c in locked.items() if c.metadata["nbgrader"].get("grade")]
         if graded and not any(gid in mine for gid in graded):
-            problems.append(f"{name}.ipynb does not belong to {assignment}: none of its graded cells are in it "
-                            "(a notebook of another assignment?)")
+            problems.append(
+                f"{name}.ipynb does not belong to {assignment}: none of its graded cells are in it "
+                "(a notebook of another assignment?)"
+            )
             continue
         for gid, cell in locked.items():
             kind = "test cell" if cell.metadata["nbgrader"].get("grade") else "read-only cell"
             if gid not in mine:
-                notes.append(f"{name}: {kind} {gid} was deleted" +
-                             (" (put back for grading)" if kind == "test cell" else ""))
+                notes.append(
+                    f"{name}: {kind} {gid} was deleted" + (" (put back for grading)" if kind == "test cell" else "")
+                )
             elif compute_checksum(mine[gid]) != cell.metadata["nbgrader"].get("checksum"):
                 notes.append(f"{name}: {kind} {gid} was edited (the original was restored for grading)")
     return problems, notes
@@ -397,6 +438,7 @@ def save_result(course: Course, assignment: str, result: StudentResult) -> None:
 
 def read_scores(course: Course, assignment: str, student: str) -> StudentResult:
     from nbgrader.api import Gradebook, MissingEntry
+
     with Gradebook(course.gradebook_url) as gb:
         try:
             sub = gb.find_submission(assignment, student)
@@ -412,6 +454,7 @@ def read_scores(course: Course, assignment: str, student: str) -> StudentResult:
 def zero_grades(course: Course, assignment: str, student: str) -> None:
     """A submission that could not be graded keeps no points from an earlier run."""
     from nbgrader.api import Gradebook, MissingEntry
+
     with Gradebook(course.gradebook_url) as gb:
         gb.update_or_create_student(student)
         try:
@@ -427,14 +470,17 @@ def zero_grades(course: Course, assignment: str, student: str) -> None:
 def failure_reasons(course: Course, assignment: str, student: str) -> list[str]:
     """Why cells did not run: timeouts, a dead kernel, memory, output floods (for the report)."""
     from .preprocessors import LIMIT_ERRORS
+
     reasons = []
     for path in sorted((course.root / "autograded" / student / assignment).glob("*.ipynb")):
         for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error" and out.get("ename") in LIMIT_ERRORS:
                     why = f"{path.stem} cell {i + 1}: {out['ename']}"
-                    detail = next((line for line in out.get("traceback", []) if "raised" in line and out["ename"] in line),
-                                  str(out.get("evalue", "")))
+                    detail = next(
+                        (line for line in out.get("traceback", []) if "raised" in line and out["ename"] in line),
+                        str(out.get("evalue", "")),
+                    )
                     if detail and out["ename"] != "KeyboardInterrupt":
                         why += f" ({detail.strip()[:150]})"
                     reasons.append(why)
@@ -447,8 +493,9 @@ def grade_one(course: Course, assignment: str, student: str, options: GradingOpt
     problems, notes = precheck(course, assignment, student)
     if problems:
         zero_grades(course, assignment, student)
-        return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=problems,
-                             fingerprint=stamp)
+        return StudentResult(
+            student, "error", 0.0, _max_score(course, assignment), messages=problems, fingerprint=stamp
+        )
     api = _api(course, assignment, options, prepare=False)
     for attempt in (1, 2):
         try:
@@ -460,8 +507,9 @@ def grade_one(course: Course, assignment: str, student: str, options: GradingOpt
             # retry heals a passing hiccup; a real failure fails twice and is reported.
             if attempt == 2:
                 zero_grades(course, assignment, student)
-                return StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[str(e)],
-                                     fingerprint=stamp)
+                return StudentResult(
+                    student, "error", 0.0, _max_score(course, assignment), messages=[str(e)], fingerprint=stamp
+                )
             print(f"retrying {student} once: {e}", file=sys.stderr)
             notes.append(f"graded on the second attempt; the first failed: {str(e).splitlines()[-1][:200]}")
     result = read_scores(course, assignment, student)
@@ -477,11 +525,18 @@ class _WorkerProcess:
 
     def __init__(self, env: dict, log: Path):
         import subprocess
+
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "llmcourse.grading.worker", "--serve"],
-                                     env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(log, "ab"), text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmcourse.grading.worker", "--serve"],
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "ab"),
+            text=True,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -490,6 +545,7 @@ class _WorkerProcess:
         """(result, '') or (None, why)."""
         import select
         import time
+
         try:
             self.proc.stdin.write(payload + "\n")
             self.proc.stdin.flush()
@@ -505,8 +561,10 @@ class _WorkerProcess:
             if not line:
                 self.proc.wait()
                 tail = [l for l in self.log.read_text(errors="replace").splitlines() if l.strip()][-1:]
-                return None, (f"the grader failed on this submission (exit code {self.proc.returncode})"
-                              + (f": {tail[0][:300]}" if tail else ""))
+                return None, (
+                    f"the grader failed on this submission (exit code {self.proc.returncode})"
+                    + (f": {tail[0][:300]}" if tail else "")
+                )
             try:
                 return json.loads(line), ""
             except ValueError:
@@ -514,6 +572,7 @@ class _WorkerProcess:
 
     def kill(self) -> None:
         import signal
+
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -533,28 +592,38 @@ _LOCAL = threading.local()  # one worker process per grading thread (or per Dask
 _STARTED: list[_WorkerProcess] = []  # every worker process this process started, to close them at the end
 
 
-def run_worker(root: str, db_url: str | None, repo: str, assignment: str, student: str,
-               options: dict, env: dict) -> dict:
+def run_worker(
+    root: str, db_url: str | None, repo: str, assignment: str, student: str, options: dict, env: dict
+) -> dict:
     """Grade one student in this thread's worker process, with a hard deadline; never raises.
 
     A module-level function of plain arguments, so a Dask worker can run it as well as a thread.
     """
     course = Course(Path(root), Path(repo), db_url)
     opts = GradingOptions(**options)
-    payload = json.dumps({"root": root, "db_url": db_url, "repo": repo, "assignment": assignment,
-                          "student": student, "options": options})
+    payload = json.dumps(
+        {"root": root, "db_url": db_url, "repo": repo, "assignment": assignment, "student": student, "options": options}
+    )
     deadline = opts.notebook_timeout * max(1, len(course.notebooks(assignment))) + 180
     worker = getattr(_LOCAL, "worker", None)
     if worker is None or not worker.alive():
-        worker = _LOCAL.worker = _WorkerProcess(env, course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log")
+        worker = _LOCAL.worker = _WorkerProcess(
+            env, course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log"
+        )
         _STARTED.append(worker)
     raw, why = worker.grade(payload, deadline)
     if raw is not None:
         result = StudentResult(**raw)
     else:
         zero_grades(course, assignment, student)
-        result = StudentResult(student, "error", 0.0, _max_score(course, assignment), messages=[why],
-                               fingerprint=fingerprint(course, assignment, student))
+        result = StudentResult(
+            student,
+            "error",
+            0.0,
+            _max_score(course, assignment),
+            messages=[why],
+            fingerprint=fingerprint(course, assignment, student),
+        )
     save_result(course, assignment, result)
     return dataclasses.asdict(result)
 
@@ -565,9 +634,15 @@ def close_workers() -> None:
         _STARTED.pop().close()
 
 
-def autograde(course: Course, assignment: str, submissions: Path | None = None,
-              students: list[str] | None = None, options: GradingOptions | None = None,
-              dask: str | None = None, progress=None) -> list[StudentResult]:
+def autograde(
+    course: Course,
+    assignment: str,
+    submissions: Path | None = None,
+    students: list[str] | None = None,
+    options: GradingOptions | None = None,
+    dask: str | None = None,
+    progress=None,
+) -> list[StudentResult]:
     """Grade a class in parallel; resumable; one bad submission never stops the batch.
 
     dask: None runs local worker threads (each grading in its own subprocess); "local" starts a Dask
@@ -580,6 +655,7 @@ def autograde(course: Course, assignment: str, submissions: Path | None = None,
             return _autograde(course, assignment, submissions, students, options, dask, progress)
         finally:
             from .kernel import remove_stale_stages
+
             remove_stale_stages()
 
 
@@ -599,17 +675,27 @@ def _grading_lock(course: Course, assignment: str):
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 f.seek(0)
-                raise PipelineError(f"another autograde of {assignment} is running on this course "
-                                    f"({f.read().strip() or 'unknown process'}); wait for it or stop it first")
+                raise PipelineError(
+                    f"another autograde of {assignment} is running on this course "
+                    f"({f.read().strip() or 'unknown process'}); wait for it or stop it first"
+                ) from None
             f.truncate(0)
             f.write(f"pid {os.getpid()}")
             f.flush()
             yield
+
     return held()
 
 
-def _autograde(course: Course, assignment: str, submissions: Path | None, students: list[str] | None,
-               options: GradingOptions, dask: str | None, progress) -> list[StudentResult]:
+def _autograde(
+    course: Course,
+    assignment: str,
+    submissions: Path | None,
+    students: list[str] | None,
+    options: GradingOptions,
+    dask: str | None,
+    progress,
+) -> list[StudentResult]:
     if submissions is not None:
         import_submissions(course, assignment, submissions)
     ensure_generated(course, assignment)  # the gradebook needs the source notebooks
@@ -645,10 +731,14 @@ def _grade_all(students: list[str], args: tuple, opts: dict, env: dict, workers:
         return
     if dask:
         from distributed import Client, LocalCluster, as_completed
+
         # Each task grades in its own worker subprocess (llmcourse.grading.worker) anyway, so the local
         # cluster's Dask workers can be threads: worker processes would only add start-up time.
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
-                               dashboard_address=None) if dask == "local" else None
+        cluster = (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None)
+            if dask == "local"
+            else None
+        )
         with Client(cluster if cluster else dask) as client:
             futures = [client.submit(run_worker, *args, s, opts, env, pure=False) for s in students]
             for future in as_completed(futures):
@@ -657,7 +747,9 @@ def _grade_all(students: list[str], args: tuple, opts: dict, env: dict, workers:
             cluster.close()
             close_workers()  # a LocalCluster's workers are threads of this process
         return
-    from concurrent.futures import ThreadPoolExecutor, as_completed as done
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import as_completed as done
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(run_worker, *args, s, opts, env) for s in students]
         for future in done(futures):
@@ -692,6 +784,7 @@ def write_report(course: Course, assignment: str) -> Path:
 
 # --------------------------------------------------------------------------- feedback, export
 
+
 def feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:
     """HTML feedback per student: grades and trusted check reports, nothing hidden."""
     course.check_assignment(assignment)
@@ -713,6 +806,7 @@ def export(course: Course, out: Path) -> Path:
     """All grades as CSV (nbgrader's CSV exporter on our gradebook)."""
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
+
     _prepare_environment(course, None)
     plugin = CsvExportPlugin()
     plugin.to = str(out)
@@ -722,6 +816,7 @@ def export(course: Course, out: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- validate (students)
+
 
 @dataclasses.dataclass
 class PartResult:
@@ -737,7 +832,9 @@ def validate(notebook: str | os.PathLike, timeout: int = 120) -> list[PartResult
     Unlike ``nbgrader validate`` this reports every part and the caller can exit non-zero on failure.
     """
     from nbgrader import utils
+
     from .preprocessors import GradingExecute, judge_cell
+
     path = Path(notebook)
     if not path.exists():
         raise PipelineError(f"{path} does not exist")
@@ -745,9 +842,12 @@ def validate(notebook: str | os.PathLike, timeout: int = 120) -> list[PartResult
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as e:
-        raise PipelineError(f"{path} is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
-    executor = GradingExecute(timeout=timeout, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
-                              run_trailing_cells=True)  # students see their whole notebook run
+        raise PipelineError(
+            f"{path} is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
+    executor = GradingExecute(
+        timeout=timeout, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"), run_trailing_cells=True
+    )  # students see their whole notebook run
     executor.preprocess(nb, {"metadata": {"path": str(path.parent.resolve())}})
     parts = []
     for cell in nb.cells:

@@ -10,6 +10,7 @@
 ``SanitizeFeedback`` removes what a student's own code could have printed about hidden inputs
                      before feedback HTML is written.
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,10 +26,23 @@ from ..checks.checker import MIME, Outcome, verify_record
 
 # errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
 # instructor why a submission lost points (see pipeline.failure_reasons)
-LIMIT_ERRORS = {"CellTimeoutError", "DeadKernelError", "KernelDied", "NotRun", "OutputLimit", "MemoryError",
-                "KeyboardInterrupt"}
-SAFE_ERRORS = {"NameError", "ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError",
-               "CheckFailed"} | LIMIT_ERRORS
+LIMIT_ERRORS = {
+    "CellTimeoutError",
+    "DeadKernelError",
+    "KernelDied",
+    "NotRun",
+    "OutputLimit",
+    "MemoryError",
+    "KeyboardInterrupt",
+}
+SAFE_ERRORS = {
+    "NameError",
+    "ImportError",
+    "ModuleNotFoundError",
+    "SyntaxError",
+    "IndentationError",
+    "CheckFailed",
+} | LIMIT_ERRORS
 
 
 def _error(ename: str, lines: list[str]) -> NotebookNode:
@@ -57,17 +71,27 @@ class GradingExecute(Execute):
     notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
     output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
     run_trailing_cells = Bool(False, help="Also run the cells after the last graded or solution cell.").tag(config=True)
-    kernel_dirs = List(Unicode(), help="Where to find the kernelspec (default: Jupyter's usual folders). "
-                       "The grading kernel is kept out of those, so JupyterLab never offers it.").tag(config=True)
+    kernel_dirs = List(
+        Unicode(),
+        help="Where to find the kernelspec (default: Jupyter's usual folders). "
+        "The grading kernel is kept out of those, so JupyterLab never offers it.",
+    ).tag(config=True)
 
     # error name in a cell's outputs -> why the notebook stopped there
-    BREACHES = {"CellTimeoutError": "an earlier cell did not finish within its time limit",
-                "MemoryError": "an earlier cell ran out of memory (the grader caps it)",
-                "OutputLimit": "an earlier cell printed more output than the grader allows"}
+    BREACHES = {
+        "CellTimeoutError": "an earlier cell did not finish within its time limit",
+        "MemoryError": "an earlier cell ran out of memory (the grader caps it)",
+        "OutputLimit": "an earlier cell printed more output than the grader allows",
+    }
 
     def preprocess(self, nb, resources=None, km=None):
-        self._last_needed = len(nb.cells) if self.run_trailing_cells else max(
-            [i for i, c in enumerate(nb.cells) if utils.is_grade(c) or utils.is_solution(c)], default=len(nb.cells))
+        self._last_needed = (
+            len(nb.cells)
+            if self.run_trailing_cells
+            else max(
+                [i for i, c in enumerate(nb.cells) if utils.is_grade(c) or utils.is_solution(c)], default=len(nb.cells)
+            )
+        )
         self._stopped = ""  # why the notebook stopped, once it did
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = 0
@@ -81,9 +105,9 @@ class GradingExecute(Execute):
         if not self.kernel_dirs:
             return super().create_kernel_manager()
         from jupyter_client.kernelspec import KernelSpecManager
+
         specs = KernelSpecManager(kernel_dirs=list(self.kernel_dirs), config=self.config)
-        self.km = self.kernel_manager_class(kernel_name=self.kernel_name, kernel_spec_manager=specs,
-                                            config=self.config)
+        self.km = self.kernel_manager_class(kernel_name=self.kernel_name, kernel_spec_manager=specs, config=self.config)
         return self.km
 
     def _get_timeout(self, cell):
@@ -96,7 +120,9 @@ class GradingExecute(Execute):
             return cell, resources
         if index > self._last_needed:
             cell.execution_count = None
-            cell.outputs = [_stream("[not run while grading: cells after the last graded cell cannot change a grade]\n")]
+            cell.outputs = [
+                _stream("[not run while grading: cells after the last graded cell cannot change a grade]\n")
+            ]
             return cell, resources
         if not self._stopped and time.monotonic() >= self._deadline:
             self._stopped = f"the notebook used up its {self.notebook_timeout} s time limit"
@@ -107,13 +133,17 @@ class GradingExecute(Execute):
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self._stopped = "the kernel died in an earlier cell"
-            cell.outputs.append(_error("KernelDied", [
-                "the kernel died while running this cell (it exited, crashed or ran out of memory)"]))
+            cell.outputs.append(
+                _error(
+                    "KernelDied", ["the kernel died while running this cell (it exited, crashed or ran out of memory)"]
+                )
+            )
             return cell, resources
         except CellTimeoutError:
             self._stopped = "an earlier cell did not finish within its time limit and ignored the interrupt"
-            cell.outputs.append(_error("CellTimeoutError", [
-                "the cell did not finish within its time limit and ignored the interrupt"]))
+            cell.outputs.append(
+                _error("CellTimeoutError", ["the cell did not finish within its time limit and ignored the interrupt"])
+            )
             return cell, resources
         for out in cell.outputs:
             if out.get("output_type") == "error" and out.get("ename") in self.BREACHES:
@@ -129,8 +159,12 @@ class GradingExecute(Execute):
         size = len(content.get("text", "")) + sum(len(str(v)) for v in data.values())
         if self._output_bytes + size > self.output_limit:
             if self._output_bytes <= self.output_limit:
-                outs.append(_error("OutputLimit", [
-                    f"output beyond {self.output_limit} bytes was dropped (the notebook printed too much)"]))
+                outs.append(
+                    _error(
+                        "OutputLimit",
+                        [f"output beyond {self.output_limit} bytes was dropped (the notebook printed too much)"],
+                    )
+                )
             self._output_bytes = self.output_limit + 1
             return None
         self._output_bytes += size
@@ -150,8 +184,9 @@ def expected_checks(source: str) -> list[tuple[str, bool]]:
         callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
         if callee != "check" or not node.args or not isinstance(node.args[0], ast.Constant):
             continue
-        hidden = any(k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True
-                     for k in node.keywords)
+        hidden = any(
+            k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords
+        )
         if len(node.args) > 2 and isinstance(node.args[2], ast.Constant):
             hidden = node.args[2].value is True
         found.append((node.lineno, node.col_offset, str(node.args[0].value), hidden))
@@ -190,9 +225,18 @@ def judge_cell(cell: NotebookNode, seed: int) -> tuple[bool, list[str]]:
                 used[i], record = True, r
                 break
         if record is None:
-            outcomes.append(Outcome(name, hidden, False, 0, [
-                "this check did not run (an earlier error stopped the cell, the kernel died, "
-                "or the check was tampered with)"]))
+            outcomes.append(
+                Outcome(
+                    name,
+                    hidden,
+                    False,
+                    0,
+                    [
+                        "this check did not run (an earlier error stopped the cell, the kernel died, "
+                        "or the check was tampered with)"
+                    ],
+                )
+            )
         else:
             outcomes.append(verify_record(record, name, hidden, seed))
     errors = _kernel_errors(cell)
@@ -212,15 +256,21 @@ class TrustedChecks(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         if not self.enabled or cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
             return cell, resources
-        limits = [o.get("ename") for o in cell.get("outputs", [])
-                  if o.get("output_type") == "error" and o.get("ename") in LIMIT_ERRORS]
+        limits = [
+            o.get("ename")
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "error" and o.get("ename") in LIMIT_ERRORS
+        ]
         # a timeout interrupts the kernel: name the timeout, not the KeyboardInterrupt it caused
         limits.sort(key=lambda ename: ename == "KeyboardInterrupt")
         passed, lines = judge_cell(cell, self.seed)
         text = "\n".join(lines) + "\n"
         # keep a limit's name (timeout, dead kernel...) as the error name: the report shows it
-        cell.outputs = [_stream(text)] if passed else [_error(limits[0] if limits else "CheckFailed",
-                                                              text.rstrip("\n").split("\n"))]
+        cell.outputs = (
+            [_stream(text)]
+            if passed
+            else [_error(limits[0] if limits else "CheckFailed", text.rstrip("\n").split("\n"))]
+        )
         return cell, resources
 
 

@@ -6,6 +6,7 @@ The parent (a thread of the local pool, or a Dask task) gives every job a hard d
 process group past it; the student's kernel dies with it (PR_SET_PDEATHSIG). Staying alive between
 jobs saves the imports (seconds) for every student after the first.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -38,8 +38,8 @@ import functools
 import html as _html
 import importlib.util
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = [
     "head_view_html",
@@ -133,8 +133,10 @@ def _prepare(attention, tokens, decimals: int | None):
     if isinstance(attention, torch.Tensor) and attention.dim() == 5:  # stacked (L, 1, H, T, T)
         attention = list(attention)
     if not isinstance(attention, (list, tuple)) or len(attention) == 0:
-        raise ValueError("attention must be a non-empty list of per-layer tensors of shape (1, heads, T, T), "
-                         "as a Hugging Face model returns with output_attentions=True")
+        raise ValueError(
+            "attention must be a non-empty list of per-layer tensors of shape (1, heads, T, T), "
+            "as a Hugging Face model returns with output_attentions=True"
+        )
     out = []
     for i, a in enumerate(attention):
         a = torch.as_tensor(a).detach().to("cpu", torch.float64)
@@ -143,9 +145,11 @@ def _prepare(attention, tokens, decimals: int | None):
         if a.dim() != 4 or a.shape[-1] != a.shape[-2]:
             raise ValueError(f"attention[{i}] has shape {tuple(a.shape)}; expected (1, heads, T, T)")
         if a.shape[0] != 1:
-            raise ValueError(f"attention[{i}] has batch size {a.shape[0]}; bertviz shows one sequence: "
-                             "pass [a[i:i+1] for a in attention] (llmcourse.toolbox.heads.sentence_attention "
-                             "also strips the padding)")
+            raise ValueError(
+                f"attention[{i}] has batch size {a.shape[0]}; bertviz shows one sequence: "
+                "pass [a[i:i+1] for a in attention] (llmcourse.toolbox.heads.sentence_attention "
+                "also strips the padding)"
+            )
         if out and a.shape[1:] != out[0].shape[1:]:
             raise ValueError(f"attention[{i}] has shape {tuple(a.shape)}, attention[0] {tuple(out[0].shape)}")
         if decimals is not None:
@@ -168,13 +172,17 @@ def _offline(bertviz_html: str) -> str:
     end = html.rfind("</script>")
     root = _ROOT_ID.search(html)
     if n != 1 or start < 0 or end < start or root is None:
-        raise RuntimeError("bertviz's HTML is not laid out as bertviz 1.4.1 writes it; "
-                           "llmcourse.toolbox.bertviz_offline needs updating for this bertviz version")
+        raise RuntimeError(
+            "bertviz's HTML is not laid out as bertviz 1.4.1 writes it; "
+            "llmcourse.toolbox.bertviz_offline needs updating for this bertviz version"
+        )
     container = html[:start].strip()
-    vis_js, m = _REQUIRE_CONFIG.subn("", html[start + len(_SCRIPT_OPEN):end], count=1)
+    vis_js, m = _REQUIRE_CONFIG.subn("", html[start + len(_SCRIPT_OPEN) : end], count=1)
     if m != 1 or "requirejs(['jquery', 'd3']" not in vis_js.replace('"', "'"):
-        raise RuntimeError("bertviz's script does not load ['jquery', 'd3'] through require.config "
-                           "as in bertviz 1.4.1; llmcourse.toolbox.bertviz_offline needs updating")
+        raise RuntimeError(
+            "bertviz's script does not load ['jquery', 'd3'] through require.config "
+            "as in bertviz 1.4.1; llmcourse.toolbox.bertviz_offline needs updating"
+        )
     root_id = root.group(1)
     wrap_id = f"llmcourse-{root_id}"
     script = f"""
@@ -237,9 +245,14 @@ def head_view_html(
 
     attention, tokens = _prepare(attention, tokens, decimals)
     out = _bv_head_view(
-        attention=attention, tokens=tokens, sentence_b_start=sentence_b_start,
-        prettify_tokens=prettify_tokens, layer=layer, heads=list(heads) if heads is not None else None,
-        include_layers=list(include_layers) if include_layers is not None else None, html_action="return",
+        attention=attention,
+        tokens=tokens,
+        sentence_b_start=sentence_b_start,
+        prettify_tokens=prettify_tokens,
+        layer=layer,
+        heads=list(heads) if heads is not None else None,
+        include_layers=list(include_layers) if include_layers is not None else None,
+        html_action="return",
     )
     return _offline(out.data)
 
@@ -263,10 +276,14 @@ def model_view_html(
         raise ValueError(f"display_mode must be 'light' or 'dark', not {display_mode!r}")
     attention, tokens = _prepare(attention, tokens, decimals)
     out = _bv_model_view(
-        attention=attention, tokens=tokens, sentence_b_start=sentence_b_start,
-        prettify_tokens=prettify_tokens, display_mode=display_mode,
+        attention=attention,
+        tokens=tokens,
+        sentence_b_start=sentence_b_start,
+        prettify_tokens=prettify_tokens,
+        display_mode=display_mode,
         include_layers=list(include_layers) if include_layers is not None else None,
-        include_heads=list(include_heads) if include_heads is not None else None, html_action="return",
+        include_heads=list(include_heads) if include_heads is not None else None,
+        html_action="return",
     )
     return _offline(out.data)
 
@@ -278,9 +295,9 @@ def model_view_html(
 def standalone_page(html: str, title: str = "bertviz") -> str:
     """A complete HTML document around a view (or several, concatenated)."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_html.escape(title)}</title>\n</head>\n"
-        "<body style=\"margin:16px;background:#fff\">\n"
+        '<body style="margin:16px;background:#fff">\n'
         f"{html}\n</body>\n</html>\n"
     )
 

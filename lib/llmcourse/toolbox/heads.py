@@ -25,7 +25,7 @@ encoder with 6 layers x 12 heads, loaded offline from the package's folder:
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -38,7 +38,7 @@ __all__ = [
     "pronoun_antecedent_scores",
     "top_heads",
     "plot_head_scores",
-        "hf_minilm",
+    "hf_minilm",
     "minilm_attentions",
     "sentence_attention",
     "special_tokens_mask",
@@ -64,7 +64,6 @@ PRONOUN_EXAMPLES: list[tuple[str, str, str]] = [
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>", "<|endoftext|>")
 
 
-
 # ----------------------------------------------------------------------------------------------
 # input checks
 
@@ -73,32 +72,41 @@ def _stack(attentions) -> torch.Tensor:
     """list of L tensors (B, H, T, T) (or one (L, B, H, T, T) tensor) -> float (L, B, H, T, T)."""
     if isinstance(attentions, torch.Tensor):
         if attentions.dim() != 5:
-            raise ValueError(f"a stacked attention tensor must be (layers, batch, heads, T, T), "
-                             f"got shape {tuple(attentions.shape)}")
+            raise ValueError(
+                f"a stacked attention tensor must be (layers, batch, heads, T, T), got shape {tuple(attentions.shape)}"
+            )
         layers = list(attentions)
     elif isinstance(attentions, (list, tuple)):
         layers = list(attentions)
     else:
         raise ValueError(f"attentions must be a list of per-layer tensors, got {type(attentions).__name__}")
     if not layers:
-        raise ValueError("attentions is empty: pass one (batch, heads, T, T) tensor per layer "
-                         "(a Hugging Face model's .attentions with output_attentions=True)")
+        raise ValueError(
+            "attentions is empty: pass one (batch, heads, T, T) tensor per layer "
+            "(a Hugging Face model's .attentions with output_attentions=True)"
+        )
     for i, a in enumerate(layers):
         if not isinstance(a, torch.Tensor):
             raise ValueError(f"attentions[{i}] is a {type(a).__name__}, not a tensor")
         if a.dim() != 4 or a.shape[-1] != a.shape[-2]:
-            raise ValueError(f"attentions[{i}] has shape {tuple(a.shape)}; expected (batch, heads, T, T) "
-                             "with T queries by T keys")
+            raise ValueError(
+                f"attentions[{i}] has shape {tuple(a.shape)}; expected (batch, heads, T, T) with T queries by T keys"
+            )
         if a.shape != layers[0].shape:
-            raise ValueError(f"attentions[{i}] has shape {tuple(a.shape)} but attentions[0] has "
-                             f"{tuple(layers[0].shape)}: every layer must have the same shape")
+            raise ValueError(
+                f"attentions[{i}] has shape {tuple(a.shape)} but attentions[0] has "
+                f"{tuple(layers[0].shape)}: every layer must have the same shape"
+            )
     return torch.stack([a.detach().float() for a in layers])
 
 
 def _mask(mask, B: int, T: int, name: str, device) -> torch.Tensor:
     if mask is None:
-        return torch.zeros(B, T, dtype=torch.bool, device=device) if name == "special_tokens_mask" \
+        return (
+            torch.zeros(B, T, dtype=torch.bool, device=device)
+            if name == "special_tokens_mask"
             else torch.ones(B, T, dtype=torch.bool, device=device)
+        )
     mask = torch.as_tensor(mask, device=device)
     if mask.shape != (B, T):
         raise ValueError(f"{name} has shape {tuple(mask.shape)}; the attentions need (batch, T) = ({B}, {T})")
@@ -143,8 +151,11 @@ def _word_span(sentence: str, word: str, start: int = 0) -> tuple[int, int] | No
     return (m.start(), m.end()) if m else None
 
 
-def pronoun_antecedent_scores(model, tokenizer, examples: Sequence[tuple[str, str, str]] | None = None,
-                              ) -> torch.Tensor:
+def pronoun_antecedent_scores(
+    model,
+    tokenizer,
+    examples: Sequence[tuple[str, str, str]] | None = None,
+) -> torch.Tensor:
     """(L, H): the attention from the pronoun's token to the antecedent's (first) token,
     averaged over ``examples`` = [(sentence, pronoun, antecedent), ...] (default
     :data:`PRONOUN_EXAMPLES`).
@@ -190,8 +201,11 @@ def pronoun_antecedent_scores(model, tokenizer, examples: Sequence[tuple[str, st
         model.eval()
     try:
         with torch.no_grad():
-            out = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
-                        output_attentions=True)
+            out = model(
+                input_ids=enc["input_ids"].to(device),
+                attention_mask=enc["attention_mask"].to(device),
+                output_attentions=True,
+            )
     finally:
         if was_training:
             model.train()
@@ -222,8 +236,7 @@ def top_heads(scores: torch.Tensor, k: int = 5) -> list[tuple[int, int, float]]:
     return [(int(i) // H, int(i) % H, float(flat[i])) for i in order]
 
 
-def plot_head_scores(scores: torch.Tensor, title: str = "", *, ax=None, annotate: bool = True,
-                     cmap: str = "viridis"):
+def plot_head_scores(scores: torch.Tensor, title: str = "", *, ax=None, annotate: bool = True, cmap: str = "viridis"):
     """(L, H) scores as a heatmap: rows are layers, columns heads, values written in the cells.
     Returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
@@ -246,8 +259,15 @@ def plot_head_scores(scores: torch.Tensor, title: str = "", *, ax=None, annotate
         for l in range(L):
             for h in range(H):
                 v = float(scores[l, h])
-                ax.text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                        color="black" if v > lo + 0.6 * (hi - lo) else "white")
+                ax.text(
+                    h,
+                    l,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if v > lo + 0.6 * (hi - lo) else "white",
+                )
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     return ax.figure
 
@@ -276,8 +296,11 @@ def minilm_attentions(sentences: Sequence[str]) -> tuple[list[torch.Tensor], tor
     return list(out.attentions), mask, tokens
 
 
-def sentence_attention(attentions: Sequence[torch.Tensor], attention_mask: torch.Tensor | None, i: int,
-                       ) -> list[torch.Tensor]:
+def sentence_attention(
+    attentions: Sequence[torch.Tensor],
+    attention_mask: torch.Tensor | None,
+    i: int,
+) -> list[torch.Tensor]:
     """Sequence ``i`` of a batch, padding removed: per-layer (1, H, n, n) tensors, ready for
     :mod:`llmcourse.toolbox.bertviz_offline`. Assumes right padding (BERT's default)."""
     A = _stack(attentions)
@@ -286,11 +309,14 @@ def sentence_attention(attentions: Sequence[torch.Tensor], attention_mask: torch
         raise ValueError(f"sequence {i} is out of range for a batch of {B}")
     i %= B
     n = T if attention_mask is None else int(_mask(attention_mask, B, T, "attention_mask", A.device)[i].sum())
-    return [A[l, i:i + 1, :, :n, :n] for l in range(L)]
+    return [A[l, i : i + 1, :, :n, :n] for l in range(L)]
 
 
-def special_tokens_mask(tokens: Sequence[Sequence[str]], attention_mask: torch.Tensor | None = None,
-                        specials: Sequence[str] = SPECIAL_TOKENS) -> torch.Tensor:
+def special_tokens_mask(
+    tokens: Sequence[Sequence[str]],
+    attention_mask: torch.Tensor | None = None,
+    specials: Sequence[str] = SPECIAL_TOKENS,
+) -> torch.Tensor:
     """(B, T) bool mask of special tokens ([CLS], [SEP], ...) from per-sequence token strings
     (as :func:`minilm_attentions` returns them: padding already cut; T = the mask's width)."""
     T = max(len(t) for t in tokens) if attention_mask is None else attention_mask.shape[1]

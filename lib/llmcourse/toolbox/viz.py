@@ -21,7 +21,7 @@ matplotlib and ipywidgets are imported only when a helper needs them.
 from __future__ import annotations
 
 import html
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "FIGSIZE",
@@ -254,8 +254,7 @@ def token_html(tokens: Sequence[bytes], ids: Sequence[int], *, show_ids: bool = 
             )
         else:
             spans.append(
-                f'<span title="{title}" style="background:{colour};border-radius:3px;'
-                f'padding:1px 0">{inner}</span>'
+                f'<span title="{title}" style="background:{colour};border-radius:3px;padding:1px 0">{inner}</span>'
             )
     return (
         '<div class="llmcourse-tokens" style="font-family:ui-monospace,Menlo,Consolas,monospace;'
@@ -293,7 +292,7 @@ def _summary_html(name: str | None, s: dict) -> str:
     head = f"<b>{html.escape(name)}</b>: " if name else ""
     return (
         f'<div style="margin:4px 0">{head}{s["n_tokens"]:,} tokens · {s["n_chars"]:,} characters'
-        f' · {s["chars_per_token"]:.2f} chars/token</div>'
+        f" · {s['chars_per_token']:.2f} chars/token</div>"
     )
 
 
@@ -303,9 +302,7 @@ def tokenizer_html(tok, text: str, *, name: str | None = None, show_ids: bool = 
     return _summary_html(name, s) + token_html(s["tokens"], s["ids"], show_ids=show_ids)
 
 
-def tokenizer_explorer(
-    tokenizers: Mapping[str, object], text: str = DEFAULT_TEXT, *, show_ids: bool = False
-):
+def tokenizer_explorer(tokenizers: Mapping[str, object], text: str = DEFAULT_TEXT, *, show_ids: bool = False):
     """A Textarea, buttons to switch tokenizer and the coloured tokens with their count.
 
     Returns an ``ipywidgets.VBox``; its ``.children`` are (buttons, textarea, checkbox, html).
@@ -316,17 +313,13 @@ def tokenizer_explorer(
         raise ValueError("tokenizer_explorer needs at least one tokenizer")
     names = list(tokenizers)
     choose = w.ToggleButtons(options=names, value=names[0], description="tokenizer")
-    box = w.Textarea(
-        value=text, layout=w.Layout(width="100%", height="8em"), continuous_update=True
-    )
+    box = w.Textarea(value=text, layout=w.Layout(width="100%", height="8em"), continuous_update=True)
     ids_box = w.Checkbox(value=show_ids, description="show ids", indent=False)
     out = w.HTML()
 
     def render(*_):
         try:
-            out.value = tokenizer_html(
-                tokenizers[choose.value], box.value, name=choose.value, show_ids=ids_box.value
-            )
+            out.value = tokenizer_html(tokenizers[choose.value], box.value, name=choose.value, show_ids=ids_box.value)
         except Exception as e:  # a widget must not die on odd input; show why instead
             out.value = f"<pre style='color:#b00'>{html.escape(type(e).__name__ + ': ' + str(e))}</pre>"
 
@@ -334,4 +327,3 @@ def tokenizer_explorer(
         widget.observe(render, names="value")
     render()
     return w.VBox([choose, box, ids_box, out])
-
