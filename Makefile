@@ -1,5 +1,5 @@
 # Two commands (see README):
-#   make start   set everything up, generate the assignments, open the course in JupyterLab
+#   make start   set everything up, copy the course into work/ (never over a student's edits), open JupyterLab there
 #   make test    set everything up and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,10 +9,13 @@ export JUPYTER_CONFIG_DIR  := $(CURDIR)/.jupyter/config
 export JUPYTER_DATA_DIR    := $(CURDIR)/.jupyter/data
 export JUPYTER_RUNTIME_DIR := $(CURDIR)/.jupyter/runtime
 export IPYTHONDIR          := $(CURDIR)/.ipython
-export MPLBACKEND          ?= Agg
 LAB_FLAGS ?= --ip=127.0.0.1
+# The server's environment is the kernels' and the terminals': the venv first on PATH (so `llmcourse
+# validate` works in JupyterLab's terminal), and no MPLBACKEND, so ipykernel picks its inline backend and
+# plots show in every notebook whatever the calling shell exported.
+LAB_ENV := env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: setup setup-system start lab generate test lint bench clean
+.PHONY: setup setup-system start workspace lab generate test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +38,20 @@ setup-system:
 generate: setup
 	$(BIN)/llmcourse generate
 
-start: generate lab
+# Students work in work/ (ignored by git): their copies of the lectures and assignments. A copy is
+# replaced only while it is exactly as copied; once edited it is the student's, whatever changes upstream.
+start: workspace
+	$(LAB_ENV) $(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)/work
 
+workspace: setup
+	$(BIN)/python -m llmcourse.workspace --repo $(CURDIR)
+
+# The whole repository (instructors, maintainers: solutions/, formgrader).
 lab: setup
-	$(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)
+	$(LAB_ENV) $(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)
 
 test: setup setup-system lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # ruff, configured in pyproject.toml: lint rules and the one code format.
 lint: setup
@@ -52,4 +62,4 @@ bench: setup
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .jupyter .ipython course_work .pytest_cache
+	rm -rf $(VENV) .jupyter .ipython course_work .pytest_cache  # never work/: it holds students' answers
