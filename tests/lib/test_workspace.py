@@ -9,7 +9,6 @@ import subprocess
 import nbformat
 import pytest
 from conftest import REPO
-
 from llmcourse.workspace import cells_hash, sync
 
 LECTURE = "course/04_attention.ipynb"
