@@ -18,7 +18,7 @@ from llmcourse.checks.checker import (
     get_spec,
     verify_record,
 )
-from llmcourse.grading.preprocessors import expected_checks
+from llmcourse.grading.assignment import expected_checks
 
 
 def test_encode_keeps_types_apart():
@@ -143,3 +143,50 @@ def test_grading_kernel_blocks_the_answer_key():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "BLOCKED" in out.stdout and "reference solution" in out.stdout, out.stderr
+
+
+def test_a_report_through_an_adapter_shows_the_call_that_happened():
+    """The visible report prints the adapter call, which the student can make to reproduce it."""
+    from llmcourse.checks.transformer import run_layernorm
+    from llmcourse.transformer import LayerNorm
+
+    class NoGain(LayerNorm):
+        def forward(self, x):
+            return super().forward(x) / self.weight  # forgets the gain
+
+    with pytest.raises(CheckFailed) as info:
+        check("transformer.LayerNorm", NoGain)
+    assert "case 1 (C=8, (B, T, C) = (2, 4, 8)): run_layernorm(LayerNorm, ndim=8, bias=True, eps=1e-05" in str(
+        info.value
+    )
+    case = get_spec("transformer.LayerNorm").cases(False, 0)[0]
+    assert not torch.allclose(run_layernorm(NoGain, **case.kwargs), run_layernorm(LayerNorm, **case.kwargs))
+
+
+def test_wrong_parameter_names_are_explained_for_every_module():
+    """The kit's build-and-load: the same readable error in 04 as in 05."""
+    from llmcourse.attention import MultiHeadAttention
+
+    class Fused(MultiHeadAttention):
+        def __init__(self, n_embd, n_head, bias=True, causal=False):
+            super().__init__(n_embd, n_head, bias=bias, causal=causal)
+            self.qkv = torch.nn.Linear(n_embd, 3 * n_embd)
+
+    with pytest.raises(CheckFailed, match=r"unexpected 'qkv.weight', 'qkv.bias' \(yours has them"):
+        check("attention.multi_head_attention", Fused)
+
+
+def test_the_older_call_form_still_works():
+    """Spec(call=(fn, case) -> output), as modules written before the kit use it."""
+    spec = checker.Spec(
+        "tokenization.merge",
+        "llmcourse.tokenization:merge",
+        lambda: [checker.Case(([1, 2, 1, 2], (1, 2), 256), "example")],
+        lambda seed: [],
+        call=lambda fn, case: fn(*case.args),
+    )
+    from llmcourse.tokenization import merge
+
+    case = spec.cases(False, 0)[0]
+    assert spec.apply(merge, case) == [256, 256]
+    assert spec.call_repr(case) == "merge([1, 2, 1, 2], (1, 2), 256)"

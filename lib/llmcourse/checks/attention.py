@@ -7,10 +7,12 @@ with Tq != Tk) and random cases drawn from the grader's seed. Nothing here impor
 ``llmcourse.attention`` (the answer key, unavailable while grading): inputs and masks are built
 from first principles with ``torch`` alone.
 
-Multi-head attention is graded as a class. :func:`_mha_call` builds the student's (or the
-reference's) ``MultiHeadAttention(n_embd, n_head, bias=..., causal=...)``, loads the case's
-seeded weights with the reference's parameter names (``q_proj``, ``k_proj``, ``v_proj``,
+Multi-head attention is graded as a class. The adapter :func:`run_multi_head_attention` builds the
+student's (or the reference's) ``MultiHeadAttention(n_embd, n_head, bias=..., causal=...)``, loads the
+case's seeded weights with the reference's parameter names (``q_proj``, ``k_proj``, ``v_proj``,
 ``out_proj``: ``nn.Linear`` each) and returns ``forward(x, mask=mask)``.
+
+Each part is written by the student, so each names the library calls it replaces (``FORBIDDEN_*``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import math
 
 import torch
 
-from .checker import Case, Spec, seeded_rng_seed
+from . import _kit
+from ._kit import causal_mask as _causal
+from ._kit import padding_mask as _padding
+from ._kit import randn as _randn
+from .checker import Case, Spec
 
 # float32 arithmetic: a correct solution that rounds differently (logsumexp instead of the max
 # trick, einsum, q scaled before the product, a fused qkv projection) differs from the reference by
@@ -27,22 +33,29 @@ from .checker import Case, Spec, seeded_rng_seed
 TOL = dict(rtol=1e-4, atol=1e-5)
 
 
-def _gen(name: str, seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seeded_rng_seed(name, seed))
-
-
-def _randn(g: torch.Generator, *shape: int, dtype=torch.float32, scale: float = 1.0) -> torch.Tensor:
-    return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
-
-
-def _causal(T: int) -> torch.Tensor:
-    """(T, T) bool, True on and below the diagonal."""
-    return torch.ones(T, T, dtype=torch.bool).tril()
-
-
-def _padding(lengths: list[int], T: int) -> torch.Tensor:
-    """(B, 1, 1, T) bool, True where the key is a real token (right padding)."""
-    return (torch.arange(T)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
+# the library calls each part asks students to write themselves (the method form: torch.Tensor.<name>)
+FORBIDDEN_SOFTMAX = (
+    "torch.softmax",
+    "torch.nn.functional.softmax",
+    "torch.Tensor.softmax",
+    "torch.special.softmax",
+    "torch.nn.Softmax",
+    "torch._softmax",
+    "torch.ops.aten._softmax",
+    "torch.ops.aten.softmax",
+    "torch.log_softmax",
+    "torch.nn.functional.log_softmax",
+    "torch.Tensor.log_softmax",
+    "torch.special.log_softmax",
+    "torch.nn.LogSoftmax",
+)
+FORBIDDEN_ATTENTION = (
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch._C._nn.scaled_dot_product_attention",
+    "torch.ops.aten.scaled_dot_product_attention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "torch.nn.MultiheadAttention",
+)
 
 
 # --------------------------------------------------------------------------- softmax
@@ -60,7 +73,7 @@ def _softmax_visible() -> list[Case]:
 
 
 def _softmax_hidden(seed: int) -> list[Case]:
-    g = _gen("attention.softmax", seed)
+    g = _kit.generator("attention.softmax", seed)
     ninf = float("-inf")
     cases = [
         Case((torch.tensor([-1000.0, -1001.0, -999.0]),), "large negative scores"),
@@ -111,7 +124,7 @@ def _sdpa_visible() -> list[Case]:
 
 
 def _sdpa_hidden(seed: int) -> list[Case]:
-    g = _gen("attention.scaled_dot_product_attention", seed)
+    g = _kit.generator("attention.scaled_dot_product_attention", seed)
     cases = []
     q = torch.tensor([[[[30.0, 30.0], [-30.0, 30.0]]]])
     k = torch.tensor([[[[30.0, 30.0], [30.0, -30.0], [-30.0, 0.0]]]])
@@ -169,7 +182,7 @@ def _split_visible() -> list[Case]:
 
 
 def _split_hidden(seed: int) -> list[Case]:
-    g = _gen("attention.split_heads", seed)
+    g = _kit.generator("attention.split_heads", seed)
     return [
         Case((torch.arange(16.0).reshape(1, 1, 16), 16), "T=1, one channel per head"),
         Case((torch.arange(60.0, dtype=torch.float64).reshape(3, 5, 4), 2), "float64"),
@@ -186,7 +199,7 @@ def _merge_visible() -> list[Case]:
 
 
 def _merge_hidden(seed: int) -> list[Case]:
-    g = _gen("attention.merge_heads", seed)
+    g = _kit.generator("attention.merge_heads", seed)
     transposed = _randn(g, 2, 5, 3, 4).transpose(1, 2)  # (2, 3, 5, 4), not contiguous
     return [
         Case((torch.arange(8.0).reshape(1, 8, 1, 1),), "T=1, d=1, eight heads"),
@@ -201,43 +214,55 @@ def _merge_hidden(seed: int) -> list[Case]:
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
-def _state_dict(g: torch.Generator, C: int, bias: bool, dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """Weights under the reference's parameter names; Linear-like scale 1/sqrt(C)."""
-    sd = {}
+def mha_layout(C: int, bias: bool) -> list[_kit.Param]:
+    """The reference's parameters, each projection an ``nn.Linear(C, C)``; weights of scale 1/sqrt(C)."""
+    layout = []
     for name in PROJECTIONS:
-        sd[f"{name}.weight"] = _randn(g, C, C, dtype=dtype, scale=1 / math.sqrt(C))
+        layout.append(_kit.Param(f"{name}.weight", (C, C), scale=1 / math.sqrt(C)))
         if bias:
-            sd[f"{name}.bias"] = _randn(g, C, dtype=dtype, scale=0.1)
-    return sd
+            layout.append(_kit.Param(f"{name}.bias", (C,), scale=0.1))
+    return layout
 
 
 def _mha_case(g, C, H, T, B=2, bias=True, causal=False, mask=None, dtype=torch.float32, label=""):
     kwargs = {
         "bias": bias,
         "causal": causal,
-        "state_dict": _state_dict(g, C, bias, dtype),
+        "state_dict": _kit.random_state_dict(mha_layout(C, bias), g, dtype),
         "x": _randn(g, B, T, C, dtype=dtype),
         "mask": mask,
     }
     return Case((C, H), label or f"n_embd={C}, n_head={H}, B={B}, T={T}", kwargs)
 
 
-def _mha_call(cls, case: Case):
-    """Build ``cls(n_embd, n_head, bias=, causal=)``, load the case's weights, run forward."""
-    n_embd, n_head = case.args
-    kw = dict(case.kwargs)
-    state, x, mask = kw.pop("state_dict"), kw.pop("x"), kw.pop("mask")
-    layer = cls(n_embd, n_head, **kw)
-    layer.to(x.dtype)
-    layer.load_state_dict(state)
-    layer.eval()
+@_kit.single_threaded
+def run_multi_head_attention(
+    cls,
+    n_embd: int,
+    n_head: int,
+    *,
+    bias: bool,
+    causal: bool,
+    state_dict: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    mask: torch.Tensor | None,
+):
+    """``cls(n_embd, n_head, bias=, causal=)`` with ``state_dict`` loaded, in eval mode: ``forward(x, mask=mask)``."""
+    layer = _kit.build(
+        cls,
+        (n_embd, n_head),
+        {"bias": bias, "causal": causal},
+        state_dict,
+        x.dtype,
+        f"MultiHeadAttention({n_embd}, {n_head}, bias={bias}, causal={causal})",
+    )
     with torch.no_grad():
         out, weights = layer(x, mask=mask)
     return out, weights
 
 
 def _mha_visible() -> list[Case]:
-    g = torch.Generator().manual_seed(4)
+    g = _kit.seeded(4)
     return [
         _mha_case(g, 4, 2, 3, B=1, label="n_embd=4, n_head=2, B=1, T=3"),
         _mha_case(g, 8, 2, 5, causal=True, label="causal, n_embd=8, n_head=2, B=2, T=5"),
@@ -246,7 +271,7 @@ def _mha_visible() -> list[Case]:
 
 
 def _mha_hidden(seed: int) -> list[Case]:
-    g = _gen("attention.multi_head_attention", seed)
+    g = _kit.generator("attention.multi_head_attention", seed)
     return [
         _mha_case(g, 8, 1, 4, label="a single head"),
         _mha_case(g, 8, 8, 4, causal=True, label="one channel per head, causal"),
@@ -278,12 +303,20 @@ def _mha_hidden(seed: int) -> list[Case]:
 
 
 SPECS = [
-    Spec("attention.softmax", "llmcourse.attention:softmax", _softmax_visible, _softmax_hidden, **TOL),
+    Spec(
+        "attention.softmax",
+        "llmcourse.attention:softmax",
+        _softmax_visible,
+        _softmax_hidden,
+        forbidden=FORBIDDEN_SOFTMAX,
+        **TOL,
+    ),
     Spec(
         "attention.scaled_dot_product_attention",
         "llmcourse.attention:scaled_dot_product_attention",
         _sdpa_visible,
         _sdpa_hidden,
+        forbidden=FORBIDDEN_ATTENTION,
         **TOL,
     ),
     Spec("attention.split_heads", "llmcourse.attention:split_heads", _split_visible, _split_hidden),
@@ -293,7 +326,8 @@ SPECS = [
         "llmcourse.attention:MultiHeadAttention",
         _mha_visible,
         _mha_hidden,
-        call=_mha_call,
+        adapter=run_multi_head_attention,
+        forbidden=FORBIDDEN_ATTENTION,
         **TOL,
     ),
 ]

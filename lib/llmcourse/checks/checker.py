@@ -58,23 +58,31 @@ class Case:
     label: str
     kwargs: dict = dataclasses.field(default_factory=dict)
 
-    def call_repr(self, fn_name: str, limit: int = 300) -> str:
-        parts = [_short_repr(a, limit) for a in self.args]
+    def call_repr(self, fn_name: str, limit: int = 300, first: str | None = None) -> str:
+        """``fn_name(args..., key=value...)``; ``first`` is a name put before the arguments."""
+        parts = [first] if first else []
+        parts += [_short_repr(a, limit) for a in self.args]
         parts += [f"{k}={_short_repr(v, limit)}" for k, v in self.kwargs.items()]
         return f"{fn_name}({', '.join(parts)})"
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """How to check one graded function.
+    """How to check one graded function or class.
 
+    name:      ``"<topic>.<name>"``, the name test cells pass to :func:`check` (rule in ``checks/__init__.py``).
     reference: ``"module:function"``, imported lazily and never inside a grading kernel.
     visible:   () -> cases the student sees.
     hidden:    (seed) -> fixed edge cases plus random cases drawn from ``seed``.
     rtol/atol: tolerance for floating point outputs (0 means exact).
-    call:      (fn, case) -> output; how the graded object is used on a case. The default calls
-               ``fn(*args, **kwargs)``; a class under test can be built, loaded with the case's
-               weights and run instead. Used identically for the student's object and the reference.
+    adapter:   ``adapter(graded, *case.args, **case.kwargs) -> output``: how a graded class is used on
+               a case (build it, load the case's weights, run it), a function with an explicit signature
+               so that a report shows the call that happened. None calls ``graded(*args, **kwargs)``.
+               Used identically for the student's object and the reference.
+    forbidden: dotted paths of the library calls this part asks students to write themselves
+               (``"torch.nn.functional.softmax"``, ``"torch.Tensor.softmax"`` for the method); see
+               :mod:`llmcourse.checks.forbidden`.
+    call:      the older form of ``adapter``, ``(graded, case) -> output``; prefer ``adapter``.
     """
 
     name: str
@@ -84,11 +92,22 @@ class Spec:
     rtol: float = 0.0
     atol: float = 0.0
     call: Callable[[Callable, Case], Any] | None = None
+    adapter: Callable[..., Any] | None = None
+    forbidden: tuple[str, ...] = ()
 
     def apply(self, fn: Callable, case: Case) -> Any:
         """Run ``fn`` on a private copy of the case (mutation cannot leak between cases)."""
         case = Case(copy.deepcopy(case.args), case.label, copy.deepcopy(case.kwargs))
+        if self.adapter is not None:
+            return self.adapter(fn, *case.args, **case.kwargs)
         return self.call(fn, case) if self.call else fn(*case.args, **case.kwargs)
+
+    def call_repr(self, case: Case, limit: int = 300) -> str:
+        """The call :meth:`apply` makes, as text: ``merge([1, 2], (1, 2), 256)`` or, through an
+        adapter, ``run_layernorm(LayerNorm, ndim=8, x=tensor(...), ...)``."""
+        if self.adapter is None:
+            return case.call_repr(self.function_name, limit)
+        return case.call_repr(self.adapter.__name__, limit, first=self.function_name)
 
     @property
     def function_name(self) -> str:
@@ -406,9 +425,7 @@ def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[
         return Outcome(spec.name, hidden, False, len(cases), failures)
     for i, (case, exp, res) in enumerate(zip(cases, expected, got)):
         where = (
-            f"hidden case {i + 1} ({case.label})"
-            if hidden
-            else f"case {i + 1} ({case.label}): {case.call_repr(spec.function_name)}"
+            f"hidden case {i + 1} ({case.label})" if hidden else f"case {i + 1} ({case.label}): {spec.call_repr(case)}"
         )
         if not isinstance(res, dict) or not ({"ok"} == set(res) or {"error"} == set(res)):
             failures.append(f"{where}: malformed result")
@@ -467,9 +484,27 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
     if grading_mode():
         return  # the grader decides; nothing computed here is trusted
     outcome = compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+    warning = _forbidden_warning(spec, fn)
     if not outcome.passed:
-        raise CheckFailed(outcome.report())
+        raise CheckFailed(outcome.report() + (f"\n{warning}" if warning else ""))
     print(outcome.report())
+    if warning:
+        print(warning)
+
+
+def _forbidden_warning(spec: Spec, fn: Callable) -> str:
+    """Tell the student, while they work, that the answer uses a call the part asks them to write.
+
+    Only a hint: the trusted grader runs its own scan (:func:`llmcourse.checks.forbidden.forbidden_uses`).
+    """
+    if not spec.forbidden:
+        return ""
+    from .forbidden import forbidden_report
+
+    try:
+        return forbidden_report(spec.name, spec.forbidden, fn)
+    except Exception:  # a hint must never break the check itself
+        return ""
 
 
 def _emit(record: dict) -> None:

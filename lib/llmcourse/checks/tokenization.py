@@ -2,7 +2,9 @@
 
 Visible cases are small and readable. Hidden cases add the edge cases the issue names (Unicode,
 emoji, empty strings, repeated characters, special tokens) and random cases drawn from the grader's
-seed. Nothing here imports ``llmcourse.tokenization``: inputs are built from first principles.
+seed (:func:`~llmcourse.checks._kit.rng`). Nothing here imports ``llmcourse.tokenization``: inputs
+are built from first principles. Every graded part is a plain function, called as the case says
+(``merge(ids, pair, idx)``), so no adapter is needed; nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import random
 
 from ..toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
-from .checker import Case, Spec, seeded_rng_seed
+from . import _kit
+from .checker import Case, Spec
 
 TORTURE = [
     "",
@@ -29,10 +32,6 @@ SHAKESPEARE = (
     "The slings and arrows of outrageous fortune,\n"
     "Or to take arms against a sea of troubles\n"
 )
-
-
-def _rng(name: str, seed: int) -> random.Random:
-    return random.Random(seeded_rng_seed(name, seed))
 
 
 def _random_text(rng: random.Random, n: int) -> str:
@@ -76,7 +75,7 @@ def _stats_visible() -> list[Case]:
 
 
 def _stats_hidden(seed: int) -> list[Case]:
-    rng = _rng("tokenization.get_stats", seed)
+    rng = _kit.rng("tokenization.get_stats", seed)
     cases = [Case((list(t.encode()),), f"UTF-8 bytes of a {len(t)}-char torture string") for t in TORTURE[1:]]
     cases.append(Case(([300, 301, 300, 301, 300],), "ids above 255"))
     for n in (2, 17, 200):
@@ -97,7 +96,7 @@ def _merge_visible() -> list[Case]:
 
 
 def _merge_hidden(seed: int) -> list[Case]:
-    rng = _rng("tokenization.merge", seed)
+    rng = _kit.rng("tokenization.merge", seed)
     cases = [
         Case((list(b"aaaaa"), (97, 97), 256), "odd run of one byte"),
         Case((list("👍👍".encode()), (240, 159), 300), "emoji bytes"),
@@ -123,7 +122,7 @@ def _train_visible() -> list[Case]:
 
 
 def _train_hidden(seed: int) -> list[Case]:
-    rng = _rng("tokenization.train_merges", seed)
+    rng = _kit.rng("tokenization.train_merges", seed)
     cases = [
         Case(("aaaaaaaaaaaa", 260, None), "a run of one letter (ties, overlaps)"),
         Case((TORTURE[3], 270, GPT4_SPLIT_PATTERN), "emoji with skin tone and ZWJ"),
@@ -154,7 +153,7 @@ def _decode_visible() -> list[Case]:
 
 
 def _decode_hidden(seed: int) -> list[Case]:
-    rng = _rng("tokenization.decode", seed)
+    rng = _kit.rng("tokenization.decode", seed)
     special = {"<|endoftext|>": 1000}
     cases = [
         Case((list(t.encode()), _vocab({})), f"UTF-8 bytes of a {len(t)}-char torture string") for t in TORTURE[1:]
@@ -182,7 +181,7 @@ def _encode_visible() -> list[Case]:
 
 
 def _encode_hidden(seed: int) -> list[Case]:
-    rng = _rng("tokenization.encode", seed)
+    rng = _kit.rng("tokenization.encode", seed)
     aa = {(97, 97): 256, (256, 97): 257, (256, 256): 258}
     cases = [
         Case((TORTURE[1], aa, GPT4_SPLIT_PATTERN), "repeated letter with nested merges"),
