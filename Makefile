@@ -15,7 +15,7 @@ LAB_FLAGS ?= --ip=127.0.0.1
 # plots show in every notebook whatever the calling shell exported.
 LAB_ENV := env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: setup setup-system start workspace lab generate test lint bench clean
+.PHONY: setup setup-system start workspace lab generate site test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,12 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Debian packages the tests drive for real: headless Chromium (bertviz drawing) and a PostgreSQL
-# server (the gradebook of a big course; the tests start their own throw-away instance).
+# Debian packages the tests drive for real: headless Chromium (bertviz drawing, the JupyterLab walk), a
+# PostgreSQL server (the gradebook of a big course; the tests start their own throw-away instance) and
+# bubblewrap (the grading sandbox: an allow-listed file system in its own PID and network namespaces).
 setup-system:
 	@missing=; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -46,12 +48,17 @@ start: workspace
 workspace: setup
 	$(BIN)/python -m llmcourse.workspace --repo $(CURDIR)
 
+# A static course site that reads without running: every lecture executed, figures and bertviz views
+# included, no network needed to view it.
+site: setup
+	$(BIN)/python -m llmcourse.toolbox.site _site
+
 # The whole repository (instructors, maintainers: solutions/, formgrader).
 lab: setup
 	$(LAB_ENV) $(BIN)/jupyter lab $(LAB_FLAGS) --notebook-dir=$(CURDIR)
 
 test: setup setup-system lint
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -n auto --durations=15 $(PYTEST_ARGS)
 
 # ruff, configured in pyproject.toml: lint rules and the one code format.
 lint: setup

