@@ -1,5 +1,5 @@
 """nbgrader configuration for the course. The llmcourse pipeline loads this file and adds the
-course directory, the gradebook URL and the secret seed (lib/llmcourse/grading/pipeline.py).
+course directory, the gradebook URL and the secret seed (lib/llmcourse/grading/nbgrader_setup.py).
 
 The changes from stock nbgrader, and why:
 - GradingExecute replaces Execute: a dead kernel fails the cells it never ran (nbgrader #427).

@@ -1,5 +1,12 @@
 """Shared fixtures. Tests talk to the lib's public API and the ``llmcourse`` CLI, never to internals
-they do not need (the cs336 "adapters" idea)."""
+they do not need (the cs336 "adapters" idea).
+
+``make test`` runs the suite on every core (pytest-xdist, ``-n auto``). A scenario batch (a class of
+submissions graded end to end, then read by many tests) is a module- or param-scoped fixture; under
+xdist all its tests form one unit of work for one worker (:data:`BATCHES`, :func:`pytest_xdist_make_scheduler`),
+run in file order, so the batch is graded once per run and tests that add to its course (feedback, a
+regrade) never race each other. Every other test is scheduled on its own.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from llmcourse.grading.assignment import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,8 +34,43 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("LLMCOURSE_CACHE_DIR", str(REPO / ".cache"))
 
 
-def run_cli(*args: str, course_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+# Modules holding a scenario batch: "module" (one batch for the whole module) or "per_param" (one batch per
+# value of the batch fixture's parameter, the first id in each test's brackets: one per assignment).
+BATCHES = {
+    "tests/grading/test_attacks.py": "module",
+    "tests/grading/test_grading.py": "module",
+    "tests/grading/test_nbgrader_tools.py": "module",
+    "tests/grading/test_manual_grading.py": "module",
+    "tests/grading/test_every_assignment.py": "per_param",
+}
+
+
+def batch_of(nodeid: str) -> str | None:
+    """The batch a test reads (``None``: it reads none), from its id alone (all the scheduler sees)."""
+    module, _, name = nodeid.partition("::")
+    kind = BATCHES.get(module)
+    if kind == "per_param" and "[" in name:
+        return module + "[" + name.split("[", 1)[1].rstrip("]").split("-")[0]
+    return module if kind else None
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduling by scope, the scope being a test's batch: the tests of one batch go to one
+    worker, in order; every other test is a unit of its own. (``--dist loadgroup`` would do this with
+    ``xdist_group`` marks, but pytest-xdist 3.8 cannot rename a test's id under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BatchScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return batch_of(nodeid) or nodeid
+
+    return None if config.getvalue("dist") == "each" else BatchScheduling(config, log)
+
+
+def run_cli(
+    *args: str, course_dir: Path | None = None, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
     if course_dir is not None:
         env["LLMCOURSE_COURSE_DIR"] = str(course_dir)
     proc = subprocess.run(
@@ -38,18 +81,20 @@ def run_cli(*args: str, course_dir: Path | None = None, check: bool = True) -> s
     return proc
 
 
+def manifest(assignment: str) -> Manifest:
+    """The assignment's parts, points, checks and solution code, parsed by the grader's own parser."""
+    return Manifest.load(REPO / "solutions" / assignment)
+
+
 def solution_code(assignment: str, notebook: str) -> dict[str, str]:
     """grade_id -> the solution cell's code with nbgrader's markers removed."""
-    nb = nbformat.read(REPO / "solutions" / assignment / f"{notebook}.ipynb", as_version=4)
-    out = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            lines = [
-                l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l
-            ]
-            out[meta["grade_id"]] = "\n".join(lines)
-    return out
+    return dict(manifest(assignment).solutions[notebook])
+
+
+def batch_workers() -> list[str]:
+    """``autograde`` options for a test's batch: one grading worker when pytest-xdist already keeps every
+    core busy (a second worker would only pay its start-up again), the default (the cores) otherwise."""
+    return ["--workers", "1"] if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else []
 
 
 def make_submission(

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from conftest import REPO, run_cli
 from llmcourse.checks.checker import get_spec
-from llmcourse.grading.preprocessors import expected_checks
+from llmcourse.grading.assignment import expected_checks
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
 NOTEBOOKS = [(a, nb.stem) for a in ASSIGNMENTS for nb in sorted((REPO / "solutions" / a).glob("*.ipynb"))]

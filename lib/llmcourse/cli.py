@@ -15,17 +15,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .grading import pipeline
+from .grading.course import Course, GradingOptions, PipelineError
 
 
-def _course(args) -> pipeline.Course:
-    return pipeline.Course.open(args.course_dir, db_url=args.db)
+def _course(args) -> Course:
+    return Course.open(args.course_dir, db_url=args.db, repo=args.repo)
 
 
 def cmd_validate(args) -> int:
+    from .grading.validate import validate
+
     failed = 0
     for nb in args.notebooks:
-        parts = pipeline.validate(nb, timeout=args.timeout)
+        parts = validate(nb, timeout=args.timeout)
         print(f"== {nb}")
         for p in parts:
             mark = "PASS" if p.passed else "FAIL"
@@ -42,9 +44,11 @@ def cmd_validate(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from .grading.release import generate
+
     course = _course(args)
     for a in args.assignments or course.assignments():
-        release = pipeline.generate(course, a, update_repo=not args.no_update_repo)
+        release = generate(course, a, update_repo=not args.no_update_repo)
         print(f"generated {a}: {release} -> assignments/{a}")
     return 0
 
@@ -52,8 +56,12 @@ def cmd_generate(args) -> int:
 def cmd_autograde(args) -> int:
     from tqdm import tqdm
 
+    from .grading.autograde import autograde
+    from .grading.nbgrader_setup import sandbox_available
+    from .grading.submission import StudentResult
+
     course = _course(args)
-    options = pipeline.GradingOptions(
+    options = GradingOptions(
         workers=args.workers,
         cell_timeout=args.cell_timeout,
         notebook_timeout=args.notebook_timeout,
@@ -63,7 +71,7 @@ def cmd_autograde(args) -> int:
         sandbox=False if args.no_sandbox else None,
         run_all_cells=args.run_all_cells,
     )
-    if not args.no_sandbox and not pipeline.sandbox_available():
+    if not args.no_sandbox and not sandbox_available():
         print(
             "warning: user namespaces are unavailable here, so student kernels run without the sandbox "
             "(the answer key cannot be imported, but files on disk are not hidden)",
@@ -71,13 +79,13 @@ def cmd_autograde(args) -> int:
         )
     bar = tqdm(desc=f"autograde {args.assignment}", unit="student", file=sys.stderr, dynamic_ncols=True)
 
-    def show(r: pipeline.StudentResult, done: int, total: int) -> None:
+    def show(r: StudentResult, done: int, total: int) -> None:
         bar.total = total
         note = f" ({'; '.join(m.splitlines()[0] for m in r.messages)})" if r.messages else ""
         bar.write(f"{r.student:<28} {r.status:<8} {r.score:g} / {r.max_score:g}{note}")
         bar.update(1)
 
-    results = pipeline.autograde(
+    results = autograde(
         course,
         args.assignment,
         args.submissions and Path(args.submissions),
@@ -106,7 +114,7 @@ def cmd_collect(args) -> int:
     try:
         due = datetime.fromisoformat(args.due) if args.due else None
     except ValueError:
-        raise pipeline.PipelineError(f"--due {args.due!r} is not an ISO date like 2026-12-01T23:59+00:00") from None
+        raise PipelineError(f"--due {args.due!r} is not an ISO date like 2026-12-01T23:59+00:00") from None
     try:
         report = collect_zip(
             args.zip,
@@ -120,7 +128,7 @@ def cmd_collect(args) -> int:
             strict=args.strict,
         )
     except (ValueError, FileNotFoundError) as e:
-        raise pipeline.PipelineError(str(e)) from None
+        raise PipelineError(str(e)) from None
     print(report_text(report))
     return 0
 
@@ -138,22 +146,29 @@ def cmd_integrity(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    for path in pipeline.feedback(_course(args), args.assignment, args.student or None):
+    from .grading.feedback import feedback
+
+    for path in feedback(_course(args), args.assignment, args.student or None):
         print(path)
     return 0
 
 
 def cmd_export(args) -> int:
-    print(pipeline.export(_course(args), Path(args.out)))
+    from .grading.feedback import export
+
+    print(export(_course(args), Path(args.out)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmcourse", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--course-dir", help="nbgrader course directory (default: $LLMCOURSE_COURSE_DIR or ./course_work)"
+        "--course-dir", help="nbgrader course directory (default: $LLMCOURSE_COURSE_DIR or <repo>/course_work)"
     )
     parser.add_argument("--db", help="gradebook database URL (default: sqlite in the course directory)")
+    parser.add_argument(
+        "--repo", help="course repository with solutions/ (default: $LLMCOURSE_REPO, else the current directory)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="run a notebook's visible tests (students)")
@@ -171,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submissions", help="folder laid out as <student>/<assignment>/<notebook>.ipynb")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.add_argument("--force", action="store_true", help="regrade students already graded")
-    defaults = pipeline.GradingOptions()
+    defaults = GradingOptions()
     p.add_argument("--workers", type=int, default=defaults.workers, help="parallel graders (default: the cores)")
     p.add_argument("--cell-timeout", type=int, default=defaults.cell_timeout, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=int, default=defaults.notebook_timeout, help="seconds per notebook")
@@ -224,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except pipeline.PipelineError as e:
+    except PipelineError as e:
         print(f"llmcourse {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import make_submission, run_cli, solution_code
+from conftest import batch_workers, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 POINTS = {"test_get_stats": 2, "test_merge": 2, "test_train_merges": 3, "test_decode": 2, "test_encode": 3}
@@ -237,6 +237,9 @@ def expected_parts(attack: str, target: str) -> dict[str, float]:
 def batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attacks")
     subs, course = tmp / "submissions", tmp / "course"
+    stages = tmp / "tmp"  # this batch's kernels stage here, apart from other batches running beside it
+    stages.mkdir()
+    made = stages.stat().st_mtime_ns
     good = solution_code(A, NB)
     make_submission(subs, "control_solution", A, NB, good)
     make_submission(subs, "control_release", A, NB, {})
@@ -258,10 +261,12 @@ def batch(tmp_path_factory):
         "20",
         "--notebook-timeout",
         "150",
+        *batch_workers(),
         course_dir=course,
+        env={"TMPDIR": str(stages)},
     )
     report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
-    return {"course": course, "report": report, "original": original}
+    return {"course": course, "report": report, "original": original, "stages": stages, "stages_made": made}
 
 
 def parts(row) -> dict[str, float]:
@@ -314,50 +319,17 @@ def test_gradebook_and_other_students_are_untouched(batch):
     assert {r[3]: float(r[9]) for r in rows}["control_solution"] == FULL
 
 
-def test_the_grading_kernel_fails_closed_without_its_policy(tmp_path, monkeypatch):
-    """No policy: the kernel refuses to start (it never runs student code unguarded). A folder that is
-    no known assignment: the union policy (every answer key blocked, everything hidden)."""
-    import subprocess
-    import sys
-
-    from llmcourse.grading.kernel import load_policy
-
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LLMCOURSE_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "llmcourse.grading.kernel", "-f", str(tmp_path / "c.json")],
-        env={**env, "LLMCOURSE_COURSE_ROOT": str(tmp_path / "nowhere")},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode != 0 and "no grading policy" in proc.stderr and "Traceback" not in proc.stderr
-    policies = tmp_path / "course" / ".llmcourse" / "kernel"
-    policies.mkdir(parents=True)
-    (policies / "_any.json").write_text(
-        json.dumps({"blocked": ["llmcourse.tokenization", "llmcourse.attention"], "hide": ["/x"]})
-    )
-    (policies / "01_tokenization.json").write_text(json.dumps({"blocked": ["llmcourse.tokenization"], "hide": []}))
-    monkeypatch.setenv("LLMCOURSE_COURSE_ROOT", str(tmp_path / "course"))
-    for folder, blocked in [
-        ("01_tokenization", ["llmcourse.tokenization"]),
-        ("somewhere_else", ["llmcourse.tokenization", "llmcourse.attention"]),
-    ]:
-        (tmp_path / folder).mkdir()
-        monkeypatch.chdir(tmp_path / folder)
-        assert load_policy()["blocked"] == blocked
-
-
 def test_finished_kernels_leave_no_stage_folders(batch):
     """Each sandboxed kernel stages its files in a temporary folder it cannot delete itself; the grader
     removes the folders of finished kernels after the batch."""
     import os
-    import tempfile
 
     from llmcourse.grading.kernel import stage_pid
 
+    # the batch's kernels did stage there: folders were made (and removed) in it since the fixture made it
+    assert batch["stages"].stat().st_mtime_ns != batch["stages_made"]
     left = []
-    for name in os.listdir(tempfile.gettempdir()):
+    for name in os.listdir(batch["stages"]):
         pid = stage_pid(name)
         if pid is not None:
             try:

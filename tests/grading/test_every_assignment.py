@@ -9,7 +9,6 @@ The full attack corpus runs on assignment 01 in test_attacks.py.
 
 from __future__ import annotations
 
-import ast
 import html
 import json
 import re
@@ -17,34 +16,10 @@ import re
 import nbformat
 import pytest
 import torch
-from conftest import REPO, make_submission, run_cli, solution_code
+from conftest import REPO, batch_workers, make_submission, manifest, run_cli, solution_code
 from llmcourse.checks.checker import get_spec
-from llmcourse.grading.preprocessors import expected_checks
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
-
-
-def graded_parts(nb) -> list[tuple[str, float, str, str]]:
-    """(test grade_id, points, check name, the student's name for the graded object), in order."""
-    parts = []
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            call = next(
-                n
-                for n in ast.walk(ast.parse(cell.source))
-                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "check"
-            )
-            parts.append((meta["grade_id"], float(meta["points"]), call.args[0].value, call.args[1].id))
-    return parts
-
-
-def solution_cell_defining(nb, name: str) -> str:
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and re.search(rf"^(def|class) {name}\b", cell.source, re.M):
-            return meta["grade_id"]
-    raise AssertionError(f"no solution cell defines {name}")
 
 
 def hidden_source_lines(nb) -> list[str]:
@@ -60,9 +35,9 @@ def hidden_source_lines(nb) -> list[str]:
     return lines
 
 
-def hidden_cases(nb, seed: int) -> list:
+def hidden_cases(parts, seed: int) -> list:
     """The hidden cases the grader really used: the spec's cases under the course's secret seed."""
-    names = {name for c in nb.cells if c.cell_type == "code" for name, hidden in expected_checks(c.source) if hidden}
+    names = {check.name for part in parts for check in part.checks if check.hidden}
     return [case for name in sorted(names) for case in get_spec(name).cases(True, seed)]
 
 
@@ -106,16 +81,18 @@ def leaked_tensor_values(text: str, cases) -> list[tuple]:
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def graded(request, tmp_path_factory):
+    """One batch per assignment, graded once per run (under xdist, one worker runs its tests: conftest.BATCHES)."""
     assignment = request.param
     tmp = tmp_path_factory.mktemp(assignment)
     subs, course = tmp / "subs", tmp / "course"
-    notebooks = sorted(p.stem for p in (REPO / "solutions" / assignment).glob("*.ipynb"))
+    m = manifest(assignment)
     plan = {}
-    for nb_name in notebooks:
+    for nb_name in m.notebooks:
         source = nbformat.read(REPO / "solutions" / assignment / f"{nb_name}.ipynb", as_version=4)
-        parts = graded_parts(source)
-        last_id, _, check_name, obj = parts[-1]
-        cell = solution_cell_defining(source, obj)
+        parts = m.parts_of(nb_name)
+        last = parts[-1]
+        check_name, obj = last.checks[0].name, last.target
+        cell = m.cell_defining(nb_name, obj)
         module, attr = get_spec(check_name).reference.split(":")
         good = solution_code(assignment, nb_name)
         wrong = good[cell] + f"\n\ndef {obj}(*args, **kwargs):\n    raise RuntimeError('wrong on purpose')\n"
@@ -139,8 +116,8 @@ def graded(request, tmp_path_factory):
         }
         for student, code in answers.items():
             make_submission(subs, student, assignment, nb_name, code)
-        plan[nb_name] = (source, parts, last_id)
-    run_cli("autograde", assignment, "--submissions", str(subs), course_dir=course)
+        plan[nb_name] = (source, parts, last.grade_id)
+    run_cli("autograde", assignment, "--submissions", str(subs), *batch_workers(), course_dir=course)
     run_cli("feedback", assignment, course_dir=course)
     report = {r["student"]: r for r in json.loads((course / "reports" / f"{assignment}.json").read_text())}
     return {"assignment": assignment, "course": course, "report": report, "plan": plan}
@@ -153,10 +130,12 @@ def scores(graded, student) -> dict[str, float]:
 
 
 def full(graded, zero_last=False, zero_all=False) -> dict[str, float]:
-    out = {}
-    for nb_name, (_, parts, last_id) in graded["plan"].items():
-        for gid, points, _, _ in parts:
-            out[f"{nb_name}:{gid}"] = 0.0 if zero_all or (zero_last and gid == last_id) else points
+    """Expected part scores: autograded parts from the point table; written answers (graded by hand in
+    formgrader) hold 0 until an instructor grades them."""
+    out = {part.key: 0.0 for part in manifest(graded["assignment"]).manual}
+    for _, parts, last_id in graded["plan"].values():
+        for part in parts:
+            out[part.key] = 0.0 if zero_all or (zero_last and part.grade_id == last_id) else part.points
     return out
 
 
@@ -176,14 +155,14 @@ def test_one_broken_part_loses_exactly_its_points(graded, student):
 def test_feedback_for_failing_hidden_tests_leaks_nothing(graded):
     course, assignment = graded["course"], graded["assignment"]
     for student in ("release", "wrong_last_part"):
-        for nb_name, (source, _, _) in graded["plan"].items():
+        for nb_name, (source, parts, _) in graded["plan"].items():
             page = course / "feedback" / student / assignment / f"{nb_name}.html"
             text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
             assert "FAIL" in text and "hidden case" in text  # it says what failed ...
             assert "BEGIN HIDDEN" not in text
             for line in hidden_source_lines(source):  # ... but not how it was tested
                 assert line not in text, line
-            cases = hidden_cases(source, int((course / ".grading_seed").read_text()))
+            cases = hidden_cases(parts, int((course / ".grading_seed").read_text()))
             for secret in hidden_texts(cases):  # ... nor on what
                 assert secret not in text, secret
             assert not leaked_tensor_values(text, cases)
@@ -191,8 +170,8 @@ def test_feedback_for_failing_hidden_tests_leaks_nothing(graded):
 
 def test_the_tensor_leak_detector_finds_a_printed_hidden_tensor(graded):
     """The check above can fail: a hidden tensor printed the way torch prints it is found."""
-    for _nb_name, (source, _, _) in graded["plan"].items():
-        cases = hidden_cases(source, int((graded["course"] / ".grading_seed").read_text()))
+    for _nb_name, (_, parts, _) in graded["plan"].items():
+        cases = hidden_cases(parts, int((graded["course"] / ".grading_seed").read_text()))
         tensors = [
             a
             for c in cases

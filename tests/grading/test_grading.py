@@ -13,7 +13,7 @@ import json
 import re
 
 import pytest
-from conftest import make_submission, run_cli, solution_code
+from conftest import REPO, batch_workers, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 POINTS = {"test_get_stats": 2, "test_merge": 2, "test_train_merges": 3, "test_decode": 2, "test_encode": 3}
@@ -51,7 +51,7 @@ def graded(tmp_path_factory):
     bad.write_text("{ this is not json")
 
     run_cli("generate", A, "--no-update-repo", course_dir=course)
-    out = run_cli("autograde", A, "--submissions", str(subs), course_dir=course)
+    out = run_cli("autograde", A, "--submissions", str(subs), *batch_workers(), course_dir=course)
     report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
     return {"course": course, "report": report, "stdout": out.stdout, "subs": subs}
 
@@ -154,23 +154,25 @@ def test_autograde_regenerates_only_when_the_source_changed(tmp_path):
     import shutil
 
     import nbformat
-    from llmcourse.grading import pipeline
+    from llmcourse.grading.course import Course
+    from llmcourse.grading.release import ensure_generated
 
     repo = tmp_path / "repo"
-    shutil.copytree(pipeline.REPO / "solutions" / A, repo / "solutions" / A)
-    course = pipeline.Course.open(tmp_path / "course", repo=repo)
+    shutil.copytree(REPO / "solutions" / A, repo / "solutions" / A)
+    shutil.copytree(REPO / "autograder", repo / "autograder")
+    course = Course.open(tmp_path / "course", repo=repo)
     release = course.root / "release" / A / f"{NB}.ipynb"
-    pipeline.ensure_generated(course, A)
+    ensure_generated(course, A)
     first = release.stat().st_mtime_ns
-    pipeline.ensure_generated(course, A)
+    ensure_generated(course, A)
     assert release.stat().st_mtime_ns == first  # unchanged source: not regenerated
     source = repo / "solutions" / A / f"{NB}.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells[0].source += "\n\nA new sentence."
     nbformat.write(nb, source)
-    pipeline.ensure_generated(course, A)
+    ensure_generated(course, A)
     assert "A new sentence." in release.read_text()  # changed source: regenerated
     (course.root / "gradebook.db").unlink()
     second = release.stat().st_mtime_ns
-    pipeline.ensure_generated(course, A)
+    ensure_generated(course, A)
     assert release.stat().st_mtime_ns != second  # gradebook lost: regenerated

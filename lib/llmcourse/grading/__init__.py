@@ -1,9 +1,20 @@
-"""Grading: nbgrader underneath, honest grades on top.
+"""Grading: nbgrader underneath, honest grades on top. One module per verb, as nbgrader's apps/:
 
-pipeline.py       generate, autograde (parallel, resumable), feedback, export, validate
-preprocessors.py  the nbgrader preprocessors that decide grades in the grader process
-kernel.py         the sandboxed kernel that runs student code (kept import-light: it starts per student)
-worker.py         one student's grading in its own process
+course.py          the course directory, the repository it grades from, a run's options, the seed
+assignment.py      an assignment's manifest (parts, points, checks, answer keys, solution code), parsed once
+nbgrader_setup.py  the grading kernelspec, its policies and the nbgrader Config every tool shares
+release.py         generate: solutions/ -> nbgrader generate_assignment -> assignments/
+collect.py         import an LMS zip export into submitted/
+submission.py      one student: precheck, grade through nbgrader, read the scores, record the result
+worker.py          the grading worker process and the parent's half of its protocol (one Job per student)
+autograde.py       a class in parallel (threads or Dask), resumable, one run at a time
+feedback.py        HTML feedback per student, CSV export of the gradebook
+validate.py        students' self-check of a notebook
+integrity.py       similarity report (winnowing.py: normalised tokens and fingerprints)
+preprocessors.py   the nbgrader preprocessors that decide grades in the grader process
+kernel.py          the sandboxed kernel that runs student code (kept import-light: it starts per student)
+
+This package's ``__init__`` stays import-light too: the kernel and the workers import it first.
 """
 
 import sys as _sys

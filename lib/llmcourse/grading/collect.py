@@ -44,43 +44,31 @@ nbgrader's default format in UTC (``2024-03-01 14:05:00.000000 UTC``).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import re
 import stat
-import tempfile
 import zipfile
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from ..toolbox.packaged import write_atomic
+from .collect_rules import (
+    DEFAULT_PATTERNS,
+    SAFE_ID,
+    TIMESTAMP_FORMAT,
+    aware,
+    compile_patterns,
+    duration,
+    entry_time,
+    inside,
+    is_junk,
+    looks_like_notebook,
+    match_entry,
+    notebook_names,
+    read_limited,
+    safe_component,
+    safe_entry_name,
+)
 
 __all__ = ["CollectReport", "DEFAULT_PATTERNS", "collect_zip", "report_text"]
-
-_RESUBMIT = r"(?:-\d+| ?\(\d+\))?"
-DEFAULT_PATTERNS: tuple[str, ...] = (
-    # nbgrader layout: <student>/<assignment>/<notebook>.ipynb
-    r"(?:^|/)(?P<student_id>[^/]+)/{assignment}/(?P<file>{notebook}" + _RESUBMIT + r"\.ipynb)$",
-    # one folder per student: <student>/<notebook>.ipynb
-    r"(?:^|/)(?P<student_id>[^/]+)/(?P<file>{notebook}" + _RESUBMIT + r"\.ipynb)$",
-    # Canvas: <login>[_LATE]_<userid>_<submissionid>_<notebook>.ipynb
-    r"(?:^|/)(?P<student_id>[^/_]+)(?:_LATE)?(?:_\d+)+_(?P<file>{notebook}" + _RESUBMIT + r"\.ipynb)$",
-    # <student>_<notebook>.ipynb
-    r"(?:^|/)(?P<student_id>[^/_]+)_(?P<file>{notebook}" + _RESUBMIT + r"\.ipynb)$",
-    # <notebook>_<student>.ipynb
-    r"(?:^|/)(?P<file>{notebook})_(?P<student_id>[^/]+?)" + _RESUBMIT + r"\.ipynb$",
-)
-
-# Student ids become folder names: letters, digits and a few safe marks only.
-_SAFE_ID = re.compile(r"^[\w@+-][\w.@+-]*$")
-_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # nbgrader's Exchange.timestamp_format default
-_NAME_TIME_FORMATS = (
-    "%Y-%m-%d-%H-%M-%S",
-    "%Y-%m-%d_%H-%M-%S",
-    "%Y%m%d%H%M%S",
-    "%Y%m%d-%H%M%S",
-    "%Y%m%d_%H%M%S",
-    "%Y-%m-%d-%H-%M",
-    "%Y-%m-%d",
-)
 
 
 @dataclasses.dataclass
@@ -126,10 +114,10 @@ def collect_zip(
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"{zip_path} does not exist")
-    if not _safe_component(assignment):
+    if not safe_component(assignment):
         raise ValueError(f"assignment {assignment!r} is not a plain folder name")
-    wanted = _notebook_names(notebooks)
-    patterns = _compile_patterns(pattern, assignment, wanted)
+    wanted = notebook_names(notebooks)
+    patterns = compile_patterns(pattern, assignment, wanted)
     course_root = Path(course_root)
     submitted = (course_root / "submitted").resolve()
     roster_ids = {r.lower(): r for r in roster} if roster is not None else None
@@ -151,20 +139,20 @@ def collect_zip(
         unknown: set[str] = set()
         for order, info in enumerate(zf.infolist()):
             name = info.filename
-            if info.is_dir() or _is_junk(name):
+            if info.is_dir() or is_junk(name):
                 continue
-            if not _safe_entry_name(name):
+            if not safe_entry_name(name):
                 report.problems.append(f"{name}: unsafe path (absolute or '..'); not written")
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
                 report.problems.append(f"{name}: a symbolic link, not a notebook; not written")
                 continue
-            found = _match(patterns, name.replace("\\", "/"), wanted)
+            found = match_entry(patterns, name.replace("\\", "/"), wanted)
             if found is None:
                 report.unmatched.append(name)
                 continue
             student, notebook, stamp = found
-            if not _SAFE_ID.match(student) or student in {".", ".."}:
+            if not SAFE_ID.match(student) or student in {".", ".."}:
                 report.problems.append(f"{name}: student id {student!r} is not a safe folder name; not written")
                 continue
             if info.file_size > max_bytes:
@@ -182,7 +170,7 @@ def collect_zip(
                             f"{name}: student {student!r} is not on the roster; not written (strict)"
                         )
                         continue
-            when = _entry_time(name, stamp, info, due, use_mtime, report)
+            when = entry_time(name, stamp, info, due, use_mtime, report)
             candidates.setdefault((student, notebook), []).append(_Candidate(info, student, notebook, when, order))
         report.unknown_students = sorted(unknown)
 
@@ -201,7 +189,7 @@ def collect_zip(
                         f"newest; kept the last in the archive, {keep.entry.filename}"
                     )
             dest = submitted / student / assignment / f"{notebook}.ipynb"
-            if not _inside(dest, submitted):
+            if not inside(dest, submitted):
                 report.problems.append(f"{keep.entry.filename}: would be written outside {submitted}; not written")
                 continue
             if dest.exists() and not force:
@@ -209,12 +197,12 @@ def collect_zip(
                     f"{student}/{assignment}/{notebook}.ipynb already exists; kept it (force=True replaces it)"
                 )
                 continue
-            data = _read_limited(zf, keep.entry, max_bytes)
+            data = read_limited(zf, keep.entry, max_bytes)
             if data is None:
                 report.problems.append(f"{keep.entry.filename}: over the {max_bytes}-byte limit; not written")
                 continue
-            _atomic_write(dest, data)
-            if not _looks_like_notebook(data):
+            write_file(dest, data)
+            if not looks_like_notebook(data):
                 report.problems.append(
                     f"{student}/{notebook}.ipynb is not a valid notebook (imported; grading will say so)"
                 )
@@ -224,10 +212,10 @@ def collect_zip(
 
         for student, when in sorted(latest.items()):
             stamp_path = submitted / student / assignment / "timestamp.txt"
-            _atomic_write(stamp_path, when.astimezone(UTC).strftime(_TIMESTAMP_FORMAT).encode())
-            if due is not None and when > _aware(due, None):
+            write_file(stamp_path, when.astimezone(UTC).strftime(TIMESTAMP_FORMAT).encode())
+            if due is not None and when > aware(due, None):
                 report.late[student] = (
-                    f"{_duration(when - _aware(due, None))} late (submitted {when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+                    f"{duration(when - aware(due, None))} late (submitted {when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
                 )
     return report
 
@@ -256,177 +244,12 @@ def report_text(report: CollectReport) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _notebook_names(notebooks: list[str]) -> list[str]:
-    if isinstance(notebooks, str):
-        notebooks = [notebooks]
-    names = [n[: -len(".ipynb")] if n.endswith(".ipynb") else n for n in notebooks]
-    if not names:
-        raise ValueError("no notebooks given: which notebooks does the assignment expect?")
-    for n in names:
-        if not _safe_component(n):
-            raise ValueError(f"notebook name {n!r} is not a plain file name")
-    return names
-
-
-def _compile_patterns(pattern, assignment: str, notebooks: list[str]) -> list[re.Pattern]:
-    user = pattern is not None
-    raw = DEFAULT_PATTERNS if pattern is None else ([pattern] if isinstance(pattern, str) else list(pattern))
-    alternation = "(?:" + "|".join(re.escape(n) for n in sorted(notebooks, key=len, reverse=True)) + ")"
-    compiled = []
-    for p in raw:
-        text = p.replace("{notebook}", alternation).replace("{assignment}", re.escape(assignment))
-        try:
-            rx = re.compile(text, 0 if user else re.IGNORECASE)
-        except re.error as e:
-            raise ValueError(f"bad pattern {p!r}: {e}") from e
-        missing = {"student_id", "file"} - set(rx.groupindex)
-        if missing:
-            raise ValueError(f"pattern {p!r} lacks the named group(s) {', '.join(sorted(missing))}")
-        compiled.append(rx)
-    return compiled
-
-
-def _match(patterns, name: str, notebooks: list[str]) -> tuple[str, str, str | None] | None:
-    for rx in patterns:
-        m = rx.search(name)
-        if not m:
-            continue
-        student = (m.group("student_id") or "").strip()
-        notebook = _notebook_of(m.group("file") or "", notebooks)
-        if student and notebook:
-            stamp = m.groupdict().get("timestamp")
-            return student, notebook, stamp
-    return None
-
-
-def _notebook_of(file: str, notebooks: list[str]) -> str | None:
-    stem = PurePosixPath(file).name
-    if stem.lower().endswith(".ipynb"):
-        stem = stem[: -len(".ipynb")]
-    for candidate in (stem, re.sub(_RESUBMIT + "$", "", stem)):
-        for n in notebooks:
-            if candidate == n:
-                return n
-        for n in notebooks:
-            if candidate.lower() == n.lower():
-                return n
-    return None
-
-
-def _safe_component(name: str) -> bool:
-    return bool(name) and name not in {".", ".."} and "/" not in name and "\\" not in name and "\0" not in name
-
-
-def _safe_entry_name(name: str) -> bool:
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or "\0" in norm:
-        return False
-    return ".." not in norm.split("/")
-
-
-def _is_junk(name: str) -> bool:
-    """macOS resource forks and Finder files that zip tools add."""
-    parts = name.replace("\\", "/").split("/")
-    return parts[0] == "__MACOSX" or parts[-1] == ".DS_Store" or parts[-1].startswith("._")
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
-def _aware(when: datetime, due: datetime | None) -> datetime:
-    """A naive time is read in ``due``'s timezone if it has one, else in local time."""
-    if when.tzinfo is not None:
-        return when
-    if due is not None and due.tzinfo is not None:
-        return when.replace(tzinfo=due.tzinfo)
-    return when.astimezone()
-
-
-def _entry_time(name, stamp, info, due, use_mtime, report) -> datetime | None:
-    if stamp:
-        parsed = _parse_time(stamp)
-        if parsed is not None:
-            return _aware(parsed, due)
-        report.problems.append(
-            f"{name}: cannot read the time {stamp!r} in its name; "
-            + ("used the entry's modification time" if use_mtime else "no time recorded")
-        )
-    if use_mtime:
-        try:
-            return _aware(datetime(*info.date_time), due)
-        except ValueError:
-            return None
-    return None
-
-
-def _parse_time(text: str) -> datetime | None:
-    text = text.strip()
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        pass
-    for fmt in _NAME_TIME_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    try:
-        from dateutil import parser
-
-        return parser.parse(text)
-    except (ImportError, ValueError, OverflowError):
-        return None
-
-
 def _pick_newest(cands: list[_Candidate]) -> _Candidate:
     # newest time wins; unknown times sort first; ties go to the entry later in the archive
     return max(cands, key=lambda c: (c.when is not None, c.when or datetime.min.replace(tzinfo=UTC), c.order))
 
 
-def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
-    with zf.open(info) as fh:
-        data = fh.read(limit + 1)
-    return None if len(data) > limit else data
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
+def write_file(dest: Path, data: bytes) -> None:
+    """Atomically, so a grader reading the folder sees the old or the new notebook, never half."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".collect-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _looks_like_notebook(data: bytes) -> bool:
-    try:
-        nb = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(nb, dict) and isinstance(nb.get("cells"), list)
-
-
-def _duration(delta) -> str:
-    seconds = int(delta.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if hours or days:
-        parts.append(f"{hours}h")
-    parts.append(f"{minutes}m")
-    if not days and not hours:
-        parts.append(f"{secs}s")
-    return " ".join(parts)
+    write_atomic(dest, data)

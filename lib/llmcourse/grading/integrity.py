@@ -8,12 +8,9 @@ fingerprinting", SIGMOD 2003):
    ``solution: true``), without the released stub (``# YOUR CODE HERE`` / ``raise
    NotImplementedError()``). Every k-gram that also occurs in the released notebook (signatures,
    docstrings, given code) is removed, as MOSS's base-file option (``-b``) does.
-2. **Normalise** with Python's :mod:`tokenize`: comments, docstrings, blank lines and layout go;
-   every identifier that is not a keyword, a builtin or an attribute becomes ``V``, so renaming
-   variables changes nothing; string literals are compared by value, so quote style changes nothing.
-3. **Fingerprint**: hash every k-gram of tokens (``k`` tokens) and keep the minimum hash of each
-   window of ``w`` consecutive hashes (winnowing). Any shared run of at least ``k + w - 1`` tokens
-   is guaranteed to share a fingerprint; runs shorter than ``k`` tokens are noise and never match.
+2. **Normalise** and 3. **fingerprint** (:mod:`llmcourse.grading.winnowing`): comments, layout and
+   identifiers' names stop mattering; every k-gram of ``k`` tokens is hashed and the minimum of each
+   window of ``w`` hashes kept, so any shared run of ``k + w - 1`` tokens is found.
 4. **Compare**: a pair's similarity is the share of the smaller submission's fingerprints found in
    the other; a submission's similarity to the reference is the share of its own fingerprints found
    in the reference (the solution notebook's solution cells plus, where the assignment's checks name
@@ -35,29 +32,20 @@ identifier normalisation with Python's own tokenizer. The algorithm is a few doz
 from __future__ import annotations
 
 import ast
-import builtins
-import csv
 import dataclasses
-import hashlib
-import html
-import io
-import keyword
-import re
-import tokenize
 from pathlib import Path
 
 import nbformat
 
+from .assignment import Manifest, solution_code
+from .integrity_html import write_report
+from .winnowing import K, W, fingerprints, kgram_hashes
+
 __all__ = ["Pair", "solution_code", "similarity_report", "write_report", "fingerprints"]
 
-K = 10  # tokens per k-gram (noise threshold)
-W = 5  # winnowing window: shared runs of K + W - 1 = 14 tokens always match
 MIN_FINGERPRINTS = 5  # a submission with fewer fingerprints than this is too small to judge
 MAX_REGIONS = 25  # excerpt pairs kept per reported pair
 
-STUB_LINES = {"# YOUR CODE HERE", "raise NotImplementedError()", "raise NotImplementedError"}
-_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
-_BUILTINS = frozenset(dir(builtins))
 REFERENCE = "reference"
 
 
@@ -70,24 +58,7 @@ class Pair:
     shared_fingerprints: int = 0
 
 
-# --------------------------------------------------------------------------- notebook code
-
-
-def solution_code(notebook_path) -> dict[str, str]:
-    """grade_id -> code of the notebook's solution cells, without nbgrader's markers and stub."""
-    nb = nbformat.read(str(notebook_path), as_version=4)
-    out = {}
-    for i, cell in enumerate(nb.cells):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("solution"):
-            continue
-        lines = [
-            line
-            for line in cell.source.splitlines()
-            if line.strip() not in STUB_LINES and not any(m in line for m in _MARKERS)
-        ]
-        out[str(meta.get("grade_id") or f"cell{i}")] = "\n".join(lines)
-    return out
+# --------------------------------------------------------------------------- the base
 
 
 def _released_code(notebook_path) -> list[str]:
@@ -111,119 +82,6 @@ def _released_code(notebook_path) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- tokens and fingerprints
-
-
-def _tokens(code: str) -> list[tuple[str, int]]:
-    """Normalised tokens of ``code`` as (text, source line), see the module docstring."""
-    lines = [
-        "" if (l.lstrip().startswith(("%", "!")) or l.strip() in STUB_LINES) else l for l in code.splitlines()
-    ]  # IPython magics and shell escapes are not Python
-    source = "\n".join(lines) + "\n"
-    try:
-        raw = [
-            t
-            for t in tokenize.generate_tokens(io.StringIO(source).readline)
-            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER)
-        ]
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return _fallback_tokens(lines)
-    out: list[tuple[str, int]] = []
-    i, prev = 0, None
-    while i < len(raw):
-        t = raw[i]
-        statement_start = prev is None or prev.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
-        if t.type == tokenize.STRING and statement_start:  # a docstring or a bare string statement
-            j = i
-            while j < len(raw) and raw[j].type == tokenize.STRING:
-                j += 1
-            if j == len(raw) or raw[j].type == tokenize.NEWLINE:
-                i, prev = j + 1, (raw[j] if j < len(raw) else t)
-                continue
-        out.append((_normal(t.type, t.string, prev.string if prev else ""), t.start[0]))
-        prev = t
-        i += 1
-    return out
-
-
-def _normal(kind: int, text: str, before: str) -> str:
-    if kind == tokenize.NAME:
-        if keyword.iskeyword(text) or text in _BUILTINS or before == ".":
-            return text
-        return "V"
-    if kind == tokenize.STRING:
-        try:
-            return repr(ast.literal_eval(text))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return text
-    if kind == tokenize.NEWLINE:
-        return ";"
-    if kind == tokenize.INDENT:
-        return "{"
-    if kind == tokenize.DEDENT:
-        return "}"
-    return text
-
-
-_CRUDE = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|\"[^\"\n]*\"|'[^'\n]*'|\S")
-
-
-def _fallback_tokens(lines: list[str]) -> list[tuple[str, int]]:
-    """Code that does not tokenize (a syntax error): a crude tokenizer with the same renaming."""
-    out, before = [], ""
-    for n, line in enumerate(lines, 1):
-        for m in _CRUDE.finditer(line):
-            text = m.group()
-            if text == "#":
-                break
-            if text[0].isalpha() or text[0] == "_":
-                norm = text if (keyword.iskeyword(text) or text in _BUILTINS or before == ".") else "V"
-            else:
-                norm = text
-            out.append((norm, n))
-            before = text
-        if line.strip():
-            out.append((";", n))
-    return out
-
-
-def _hash(parts) -> int:
-    return int.from_bytes(
-        hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
-    )
-
-
-def _kgrams(tokens, k: int) -> list[tuple[int, int, int]]:
-    """(hash, first line, last line) of every k-gram."""
-    texts = [t for t, _ in tokens]
-    return [(_hash(texts[i : i + k]), tokens[i][1], tokens[i + k - 1][1]) for i in range(len(tokens) - k + 1)]
-
-
-def _winnow(grams, w: int) -> list[int]:
-    """Indices of the grams winnowing selects: each window's minimum hash, rightmost on ties."""
-    if not grams:
-        return []
-    w = min(w, len(grams))
-    chosen: list[int] = []
-    for start in range(len(grams) - w + 1):
-        best = start
-        for j in range(start, start + w):
-            if grams[j][0] <= grams[best][0]:
-                best = j
-        if not chosen or chosen[-1] != best:
-            chosen.append(best)
-    return chosen
-
-
-def fingerprints(code: str, k: int = K, w: int = W) -> dict[int, tuple[int, int]]:
-    """hash -> (first line, last line) of the winnowed fingerprints of one piece of code."""
-    grams = _kgrams(_tokens(code), k)
-    out: dict[int, tuple[int, int]] = {}
-    for i in _winnow(grams, w):
-        out.setdefault(grams[i][0], grams[i][1:])
-    return out
-
-
 @dataclasses.dataclass
 class _Doc:
     """One submission (or the reference): fingerprints with where they come from."""
@@ -239,27 +97,17 @@ class _Doc:
                 self.fps.setdefault(h, (label, first, last))
 
 
-def _all_hashes(codes, k: int) -> set[int]:
-    return {h for code in codes for h, _, _ in _kgrams(_tokens(code), k)}
-
-
 # --------------------------------------------------------------------------- the reference
 
 
-def _reference_functions(solution_nb: Path, repo_root: Path) -> list[tuple[str, str]]:
-    """(label, source) of the library functions the notebook's checks compare with, plus the
-    module-level helpers they call (two levels), read from ``repo_root/lib`` without importing."""
-    from .preprocessors import expected_checks
-
-    nb = nbformat.read(str(solution_nb), as_version=4)
+def _reference_functions(check_names, repo_root: Path) -> list[tuple[str, str]]:
+    """(label, source) of the library functions the named checks compare with, plus the module-level
+    helpers they call (two levels), read from ``repo_root/lib`` without importing."""
     targets: list[tuple[str, str]] = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for name, _ in expected_checks(cell.source):
-            ref = _reference_of(name)
-            if ref and ref not in targets:
-                targets.append(ref)
+    for name in check_names:
+        ref = _reference_of(name)
+        if ref and ref not in targets:
+            targets.append(ref)
     out, seen = [], set()
     for module, function in targets:
         path = repo_root / "lib" / Path(*module.split("."))
@@ -334,13 +182,14 @@ def similarity_report(
                     ]
                 except Exception as e:  # noqa: BLE001 - a broken release only weakens the base
                     skipped.append(f"{released}: unreadable release ({type(e).__name__})")
-    base = _all_hashes(base_codes, k)
+    base = kgram_hashes(base_codes, k)
 
     reference = _Doc(REFERENCE)
-    for nb_path in solution_nbs:
-        for gid, code in solution_code(nb_path).items():
-            reference.add(f"solution {nb_path.stem}:{gid}", code, base, k, w)
-        for label, code in _reference_functions(nb_path, repo_root):
+    manifest = Manifest.load(solutions_dir)
+    for nb in manifest.notebooks:
+        for gid, code in manifest.solutions[nb].items():
+            reference.add(f"solution {nb}:{gid}", code, base, k, w)
+        for label, code in _reference_functions(manifest.check_names[nb], repo_root):
             reference.add(label, code, base, k, w)
 
     docs: list[_Doc] = []
@@ -431,71 +280,3 @@ def _excerpts(a: _Doc, b: _Doc, shared) -> list[tuple[str, str]]:
 def _excerpt(doc: _Doc, label: str, first: int, last: int) -> str:
     lines = doc.cells.get(label, [])
     return f"# {label}, lines {first}-{last}\n" + "\n".join(lines[first - 1 : last])
-
-
-# --------------------------------------------------------------------------- output
-
-
-def write_report(report: dict, out_dir) -> tuple[Path, Path]:
-    """Write ``integrity_<assignment>.csv`` (one row per flagged pair) and a self-contained
-    ``integrity_<assignment>.html`` with side-by-side excerpts (every piece of student text escaped)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "integrity" + (f"_{report['assignment']}" if report.get("assignment") else "")
-    rows = [("reference", p) for p in report.get("reference_matches", [])] + [
-        ("pair", p) for p in report.get("pairs", [])
-    ]
-
-    csv_path = out_dir / f"{stem}.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["kind", "a", "b", "similarity", "shared_fingerprints", "shared_regions"])
-        for kind, p in rows:
-            writer.writerow(
-                [kind, _cell(p.a), _cell(p.b), f"{p.similarity:.3f}", p.shared_fingerprints, len(p.shared_lines)]
-            )
-
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{e(stem)}</title><style>",
-        "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse}",
-        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}",
-        "pre{margin:0;white-space:pre-wrap;font-size:12px}.side td{width:50%}h3{margin-top:2em}",
-        "</style></head><body>",
-        f"<h1>Similarity report: {e(str(report.get('assignment', '')))}</h1>",
-        f"<p>{len(report.get('students', []))} submissions compared; threshold "
-        f"{float(report.get('threshold', 0)):.0%}; winnowing with k={e(str(report.get('k', K)))} tokens, "
-        f"window {e(str(report.get('w', W)))}. Only solution-cell code counts, after removing everything "
-        "in the released notebook; identifiers are renamed and comments dropped before comparing. "
-        "A high score is a reason to read the excerpts, not proof of copying.</p>",
-    ]
-    if report.get("skipped"):
-        parts.append("<p>Not compared:</p><ul>" + "".join(f"<li>{e(s)}</li>" for s in report["skipped"]) + "</ul>")
-    parts.append(
-        "<h2>Summary</h2><table><tr><th>kind</th><th>a</th><th>b</th><th>similarity</th>"
-        "<th>shared fingerprints</th></tr>"
-    )
-    for n, (kind, p) in enumerate(rows):
-        parts.append(
-            f"<tr><td>{e(kind)}</td><td><a href='#m{n}'>{e(p.a)}</a></td><td>{e(p.b)}</td>"
-            f"<td>{p.similarity:.0%}</td><td>{p.shared_fingerprints}</td></tr>"
-        )
-    if not rows:
-        parts.append("<tr><td colspan='5'>nothing at or above the threshold</td></tr>")
-    parts.append("</table>")
-    for n, (_kind, p) in enumerate(rows):
-        parts.append(f"<h3 id='m{n}'>{e(p.a)} &harr; {e(p.b)}: {p.similarity:.0%}</h3>")
-        parts.append(f"<table class='side'><tr><th>{e(p.a)}</th><th>{e(p.b)}</th></tr>")
-        for xa, xb in p.shared_lines:
-            parts.append(f"<tr><td><pre>{e(xa)}</pre></td><td><pre>{e(xb)}</pre></td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    html_path = out_dir / f"{stem}.html"
-    html_path.write_text("\n".join(parts), encoding="utf-8")
-    return csv_path, html_path
-
-
-def _cell(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ast
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -23,9 +22,10 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, List, Unicode
 
 from ..checks.checker import MIME, Outcome, verify_record
+from .assignment import expected_checks
 
 # errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
-# instructor why a submission lost points (see pipeline.failure_reasons)
+# instructor why a submission lost points (see submission.failure_reasons)
 LIMIT_ERRORS = {
     "CellTimeoutError",
     "DeadKernelError",
@@ -169,28 +169,6 @@ class GradingExecute(Execute):
             return None
         self._output_bytes += size
         return super().output(outs, msg, display_id, cell_index)
-
-
-def expected_checks(source: str) -> list[tuple[str, bool]]:
-    """``check("topic.fn", f, hidden=True)`` calls in a test cell, in source order."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
-        if callee != "check" or not node.args or not isinstance(node.args[0], ast.Constant):
-            continue
-        hidden = any(
-            k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords
-        )
-        if len(node.args) > 2 and isinstance(node.args[2], ast.Constant):
-            hidden = node.args[2].value is True
-        found.append((node.lineno, node.col_offset, str(node.args[0].value), hidden))
-    return [(name, hidden) for _, _, name, hidden in sorted(found)]
 
 
 def _records(cell: NotebookNode) -> list:

@@ -1,10 +1,15 @@
-"""Grading worker: ``python -m llmcourse.grading.worker --serve`` reads one JSON job per line on stdin
-and answers each with one JSON result line on stdout; ``python -m llmcourse.grading.worker JOB`` grades
-one job and exits.
+"""Grading workers: one long-lived process per grading thread grades one student per request.
 
-The parent (a thread of the local pool, or a Dask task) gives every job a hard deadline and kills this
-process group past it; the student's kernel dies with it (PR_SET_PDEATHSIG). Staying alive between
-jobs saves the imports (seconds) for every student after the first.
+The protocol, both halves in this file:
+
+* **parent** (:func:`run_worker`, a thread of the local pool or a Dask task): writes a :class:`Job` as one
+  JSON line to the worker's stdin and waits for one JSON result line, with a hard deadline. Past it, the
+  whole process group (the worker and the student's kernel) is killed and the next job starts a fresh
+  worker. The result is saved whatever happened, so one bad submission never stops the batch.
+* **child** (``python -m llmcourse.grading.worker --serve``, :func:`main`): reads jobs line by line and
+  answers each with :func:`llmcourse.grading.submission.grade_one`'s result. Staying alive between jobs
+  saves the imports (seconds) for every student after the first; ``python -m llmcourse.grading.worker
+  JOB`` grades one job and exits. The student's kernel dies with its worker (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -13,16 +18,147 @@ import dataclasses
 import json
 import os
 import resource
+import select
+import signal
+import subprocess
 import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
-from .pipeline import Course, GradingOptions, grade_one
+from .course import Course, GradingOptions
+from .submission import StudentResult, failed, fingerprint, grade_one, save_result
 
 
-def grade(job: dict) -> dict:
-    course = Course(Path(job["root"]), Path(job["repo"]), job["db_url"])
-    return dataclasses.asdict(grade_one(course, job["assignment"], job["student"], GradingOptions(**job["options"])))
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One student to grade: everything a worker needs, as plain data (a JSON line, or a Dask argument)."""
+
+    root: str
+    repo: str
+    db_url: str | None
+    assignment: str
+    student: str
+    options: GradingOptions
+
+    def course(self) -> Course:
+        return Course(Path(self.root), Path(self.repo), self.db_url)
+
+    def to_line(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_line(cls, line: str) -> Job:
+        raw = json.loads(line)
+        return cls(**{**raw, "options": GradingOptions(**raw["options"])})
+
+    def deadline(self) -> float:
+        """Seconds the whole job may take: every notebook's limit plus start-up and bookkeeping."""
+        return self.options.notebook_timeout * max(1, len(self.course().notebooks(self.assignment))) + 180
+
+
+# --------------------------------------------------------------------------- parent half
+
+
+class WorkerProcess:
+    """A ``python -m llmcourse.grading.worker --serve`` process and the pipes to it."""
+
+    def __init__(self, env: dict, log: Path):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmcourse.grading.worker", "--serve"],
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "ab"),
+            text=True,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def grade(self, job: Job) -> tuple[dict | None, str]:
+        """(result, '') or (None, why)."""
+        try:
+            self.proc.stdin.write(job.to_line() + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None, "the grading process died before it started"
+        deadline = job.deadline()
+        end = time.monotonic() + deadline
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                self.kill()
+                return None, f"grading took longer than {deadline:.0f} s and was stopped"
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait()
+                tail = [l for l in self.log.read_text(errors="replace").splitlines() if l.strip()][-1:]
+                return None, (
+                    f"the grader failed on this submission (exit code {self.proc.returncode})"
+                    + (f": {tail[0][:300]}" if tail else "")
+                )
+            try:
+                return json.loads(line), ""
+            except ValueError:
+                continue  # not ours: stray output from a library
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.alive():
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.kill()
+
+
+_LOCAL = threading.local()  # one worker process per grading thread (or per Dask worker thread)
+_STARTED: list[WorkerProcess] = []  # every worker process this process started, to close them at the end
+
+
+def run_worker(job: Job, env: dict) -> StudentResult:
+    """Grade one student in this thread's worker process, with a hard deadline; never raises.
+
+    A module-level function of plain arguments, so a Dask worker can run it as well as a thread.
+    """
+    course = job.course()
+    worker = getattr(_LOCAL, "worker", None)
+    if worker is None or not worker.alive():
+        log = course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log"
+        worker = _LOCAL.worker = WorkerProcess(env, log)
+        _STARTED.append(worker)
+    raw, why = worker.grade(job)
+    if raw is not None:
+        result = StudentResult(**raw)
+    else:
+        stamp = fingerprint(course, job.assignment, job.student)
+        result = failed(course, job.assignment, job.student, [why], stamp)
+    save_result(course, job.assignment, result)
+    return result
+
+
+def close_workers() -> None:
+    """Close every worker process this process started (their threads may be gone already)."""
+    while _STARTED:
+        _STARTED.pop().close()
+
+
+# --------------------------------------------------------------------------- child half
+
+
+def grade(job: Job) -> dict:
+    return dataclasses.asdict(grade_one(job.course(), job.assignment, job.student, job.options))
 
 
 def main() -> int:
@@ -38,7 +174,7 @@ def main() -> int:
     jobs = sys.stdin if sys.argv[1:] == ["--serve"] else [sys.argv[1]]
     for line in jobs:
         if line.strip():
-            results.write(json.dumps(grade(json.loads(line))) + "\n")
+            results.write(json.dumps(grade(Job.from_line(line))) + "\n")
             results.flush()
     return 0
 
