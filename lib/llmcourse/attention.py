@@ -48,6 +48,8 @@ C = n_embd channels, d = C / H channels per head.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -143,7 +145,8 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     exp(1000) is inf in floating point, so we subtract each row's maximum first: softmax(x - m)
     equals softmax(x) for any constant m, and now the largest exponent is exp(0) = 1.
     A row that is entirely -inf (every position masked) has no distribution; we return zeros
-    for it rather than NaN, which is also what ``F.scaled_dot_product_attention`` does.
+    for it rather than NaN, which is also what ``F.scaled_dot_product_attention`` does (since
+    PyTorch 2.5); ``torch.softmax`` itself returns NaN for such a row (0 / 0).
     """
     _check_tensor(x, "x")
     m = x.detach().amax(dim=dim, keepdim=True)
@@ -184,6 +187,20 @@ def attention_distribution(query: Tensor, keys: Tensor, score: str = "dot") -> T
 def causal_mask(T: int, device=None) -> Tensor:
     """(T, T) bool, True on and below the diagonal: position t may attend to positions <= t."""
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def _causal_rows(Tq: int, Tk: int, device=None) -> Tensor | None:
+    """The last Tq rows of causal_mask(Tk) (queries are the newest positions), or None if nothing is hidden.
+
+    Built directly, O(Tq * Tk) rather than O(Tk^2). A single query is the newest position: it may
+    see every key, so no mask at all (the common case when generating with a KV cache).
+    """
+    if Tq > Tk:
+        raise ValueError(f"causal attention needs at least as many keys as queries, got Tq={Tq}, Tk={Tk}")
+    if Tq == 1:
+        return None
+    rows = torch.arange(Tk - Tq, Tk, device=device)[:, None]  # (Tq, 1)
+    return torch.arange(Tk, device=device)[None, :] <= rows  # (Tq, Tk)
 
 
 def padding_mask(lengths: Tensor, T: int) -> Tensor:
@@ -229,13 +246,8 @@ def scaled_dot_product_attention(
     d = q.size(-1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, Tq, d) @ (B, H, d, Tk) -> (B, H, Tq, Tk)
     if causal:
-        Tq, Tk = scores.shape[-2:]
-        if Tq > Tk:
-            raise ValueError(f"causal attention needs at least as many keys as queries, got Tq={Tq}, Tk={Tk}")
-        if Tq > 1:  # a single query is the newest position: it may see every key
-            # the last Tq rows of causal_mask(Tk), built directly: O(Tq * Tk), not O(Tk^2)
-            rows = torch.arange(Tk - Tq, Tk, device=scores.device)[:, None]  # (Tq, 1)
-            allowed = torch.arange(Tk, device=scores.device)[None, :] <= rows  # (Tq, Tk)
+        allowed = _causal_rows(*scores.shape[-2:], device=scores.device)  # (Tq, Tk) or None
+        if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
     if mask is not None:
         _check_mask(mask, scores.shape, scores.device)
@@ -277,28 +289,74 @@ class KVCache:
     positions < t were already computed at earlier steps and do not change (causal attention: a
     position never looks ahead, so its keys and values do not depend on later tokens). Keeping them
     here means each step computes q, k, v for the one new token only.
+
+    The cache writes into two buffers (B, H, capacity, d) and hands out views of their filled part,
+    so a step copies one position in instead of concatenating (which copies the whole past, every
+    step). ``max_len`` sizes the buffers up front (a generator knows it: block_size); without it
+    they start at the first append's size and double when full, so appends still cost O(1) each
+    on average.
     """
 
-    def __init__(self) -> None:
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
+    def __init__(self, max_len: int | None = None) -> None:
+        if max_len is not None and (not isinstance(max_len, int) or max_len <= 0):
+            raise ValueError(f"max_len must be a positive int or None, got {max_len!r}")
+        self.max_len = max_len
+        self.length = 0  # how many positions are cached (T_past)
+        self._k: Tensor | None = None  # (B, H, capacity, d), filled up to self.length
+        self._v: Tensor | None = None
 
     @property
-    def length(self) -> int:
-        """How many positions are cached (T_past)."""
-        return 0 if self.k is None else self.k.size(-2)
+    def k(self) -> Tensor | None:
+        """The cached keys (B, H, T_past, d), or None when empty."""
+        return None if self.length == 0 else self._k.narrow(-2, 0, self.length)
+
+    @property
+    def v(self) -> Tensor | None:
+        """The cached values (B, H, T_past, dv), or None when empty."""
+        return None if self.length == 0 else self._v.narrow(-2, 0, self.length)
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add the new positions' (B, H, T_new, d) keys and values; return all of them."""
-        if self.k is None:
-            self.k, self.v = k, v
-        else:
-            self.k = torch.cat([self.k, k], dim=-2)
-            self.v = torch.cat([self.v, v], dim=-2)
-        return self.k, self.v
+        start, end = self.length, self.length + k.size(-2)
+        if self._k is None or end > self._k.size(-2) or not self._fits(k, v):
+            self._grow(k, v, end)
+        # into the free slots, no new tensor; narrow(dim, start, n) is self._k[:, :, start:end], cheaper
+        self._k.narrow(-2, start, end - start).copy_(k)  # (B, H, T_new, d)
+        self._v.narrow(-2, start, end - start).copy_(v)
+        self.length = end
+        return self._k.narrow(-2, 0, end), self._v.narrow(-2, 0, end)  # views (B, H, T_past + T_new, d)
+
+    def _fits(self, k: Tensor, v: Tensor) -> bool:
+        """Do the new keys and values match the buffers (batch, heads, head dim, dtype, device)?"""
+        ck, cv = self._k, self._v
+        return (
+            k.shape[:-2] == ck.shape[:-2]
+            and k.size(-1) == ck.size(-1)
+            and v.size(-1) == cv.size(-1)
+            and k.dtype == ck.dtype
+            and k.device == ck.device
+        )
+
+    def _grow(self, k: Tensor, v: Tensor, needed: int) -> None:
+        """New buffers holding at least ``needed`` positions; the cached ones are copied over."""
+        old = self._k.size(-2) if self._k is not None else 0
+        capacity = max(needed, self.max_len or 0, 2 * old)
+        new_k = k.new_empty(*k.shape[:-2], capacity, k.size(-1))  # (B, H, capacity, d)
+        new_v = v.new_empty(*v.shape[:-2], capacity, v.size(-1))
+        if self.length:
+            if not self._fits(k, v):
+                raise ValueError(
+                    f"new keys {tuple(k.shape)} / values {tuple(v.shape)} ({k.dtype}) do not match the "
+                    f"cached ones {tuple(self.k.shape)} / {tuple(self.v.shape)} ({self._k.dtype}); "
+                    "reset() the cache first"
+                )
+            new_k.narrow(-2, 0, self.length).copy_(self.k)
+            new_v.narrow(-2, 0, self.length).copy_(self.v)
+        self._k, self._v = new_k, new_v
 
     def reset(self) -> None:
-        self.k = self.v = None
+        """Forget the cached positions; the buffers stay allocated for the next sequence."""
+        self.length = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,6 +369,11 @@ class MultiHeadAttention(nn.Module):
     q_proj, k_proj, v_proj and out_proj are separate (C, C) Linear layers so each is easy to find
     and inspect; :meth:`load_packed_qkv` and :meth:`from_torch` copy weights from the packed
     (3C, C) layout used by ``torch.nn.MultiheadAttention`` (and GPT-2's ``c_attn``).
+
+    Two switches make it lean where speed matters (generation), with the same outputs up to
+    rounding: ``need_weights=False`` skips materialising the (B, H, T, T) weights and calls
+    PyTorch's fused ``F.scaled_dot_product_attention``; inside ``with layer.packed_qkv():`` the
+    three projections run as one (3C, C) matmul.
     """
 
     def __init__(self, n_embd: int, n_head: int, bias: bool = True, causal: bool = False, dropout: float = 0.0) -> None:
@@ -328,28 +391,74 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.v_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self._qkv: tuple[Tensor, Tensor | None] | None = None  # (3C, C) weight and bias, see packed_qkv
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, kv_cache: KVCache | None = None) -> tuple[Tensor, Tensor]:
-        """x (B, T, C) -> (out (B, T, C), weights (B, H, T, T_total)).
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, kv_cache: KVCache | None = None, need_weights: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (B, T, C) -> (out (B, T, C), weights (B, H, T, T_total), or None if not need_weights).
 
         mask: bool, True = may attend, broadcastable to (B, H, T, T_total) (e.g. a padding mask
         (B, 1, 1, T)); used together with the causal mask if the layer is causal.
         kv_cache: if given, this call's keys and values are appended to it and the queries attend
         to all cached positions too (T_total = cached + T); the new tokens are taken to come
         after the cached ones.
+        need_weights=False: the same out from ``F.scaled_dot_product_attention``, which never
+        stores the weights (a model that only wants out: faster, and O(T) memory, not O(T^2)).
         """
         _check_tensor(x, "x")
         if x.dim() != 3 or x.size(-1) != self.n_embd:
             raise ValueError(f"x must be (B, T, C={self.n_embd}), got shape {tuple(x.shape)}")
-        q = split_heads(self.q_proj(x), self.n_head)  # (B, H, T, d)
-        k = split_heads(self.k_proj(x), self.n_head)  # (B, H, T, d)
-        v = split_heads(self.v_proj(x), self.n_head)  # (B, H, T, d)
+        if self._qkv is not None:  # inside packed_qkv(): one matmul, then three views
+            q, k, v = F.linear(x, *self._qkv).split(self.n_embd, dim=-1)  # (B, T, 3C) -> 3 x (B, T, C)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # (B, T, C) each
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, H, T, d) each
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)  # (B, H, T_total, d)
         p = self.dropout if self.training else 0.0
-        y, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=self.causal, dropout_p=p)
+        if need_weights:
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=self.causal, dropout_p=p)
+        else:
+            y, weights = self._fused_attention(q, k, v, mask, p), None
         y = self.out_proj(merge_heads(y))  # (B, H, T, d) -> (B, T, C) -> (B, T, C)
         return y, weights
+
+    def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
+        """:func:`scaled_dot_product_attention`'s out (B, H, Tq, d), by ``F.scaled_dot_product_attention``.
+
+        Its ``is_causal`` aligns the triangle top-left, ours bottom-right (the queries are the
+        newest positions), so it is used only when the two agree (Tq == Tk); otherwise the
+        bottom-right rows go in as an explicit mask. Fully masked rows give zeros in both.
+        """
+        Tq, Tk = q.size(-2), k.size(-2)
+        if mask is not None:
+            _check_mask(mask, (*q.shape[:-2], Tq, Tk), q.device)
+        is_causal = self.causal and Tq == Tk and Tq > 1 and mask is None
+        if self.causal and not is_causal:
+            allowed = _causal_rows(Tq, Tk, device=q.device)  # (Tq, Tk), None for a single query
+            if allowed is not None:
+                mask = allowed if mask is None else mask & allowed
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+
+    @contextmanager
+    def packed_qkv(self) -> Iterator[MultiHeadAttention]:
+        """Within the ``with`` block, compute q, k, v with one (3C, C) matmul instead of three (C, C) ones.
+
+        The weights stay three separate Linear layers (their names and shapes are the layer's
+        interface); this concatenates them once, on entry, into the packed layout GPT-2 stores.
+        One matmul instead of three saves two kernel launches per layer, which is what a step of
+        cached generation (one position, small matrices) spends its time on. The packed copy is
+        taken on entry: do not change the weights inside the block (generation does not).
+        """
+        proj = (self.q_proj, self.k_proj, self.v_proj)
+        weight = torch.cat([p.weight for p in proj])  # (3C, C): rows q, then k, then v
+        bias = torch.cat([p.bias for p in proj]) if self.q_proj.bias is not None else None  # (3C,)
+        self._qkv = (weight, bias)
+        try:
+            yield self
+        finally:
+            self._qkv = None
 
     @torch.no_grad()
     def load_packed_qkv(self, weight: Tensor, bias: Tensor | None = None) -> None:

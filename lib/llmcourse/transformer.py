@@ -27,8 +27,9 @@ Two arrangements of the same parts appear in this file:
   into it and reproduces Hugging Face ``BertModel`` exactly.
 
 Read top to bottom: :func:`default_device`, :func:`gelu`, :class:`LayerNorm`, :class:`MLP`,
-:class:`Block`, :func:`sinusoidal_positions`, :class:`GPTConfig`, :class:`GPT`, then the BERT
-half (:class:`BertConfig`, :class:`BertEncoder`, :func:`load_minilm`).
+:class:`Block`, :func:`sinusoidal_positions`, :class:`GPTConfig`, :class:`GPT` (and :func:`to_hf_gpt2`,
+the same network in Hugging Face's ``GPT2LMHeadModel``, to compare with), then the BERT half
+(:class:`BertConfig`, :class:`BertEncoder`, :func:`load_minilm`).
 
 Usage::
 
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -56,8 +58,8 @@ from torch import Tensor
 from .attention import KVCache, MultiHeadAttention
 from .toolbox.pretrained import minilm_dir
 
-if TYPE_CHECKING:  # transformers takes seconds to import; only load_minilm needs it, at call time
-    from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # transformers takes seconds to import; only load_minilm and to_hf_gpt2 need it
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 __all__ = [
     "default_device",
@@ -68,6 +70,7 @@ __all__ = [
     "sinusoidal_positions",
     "GPTConfig",
     "GPT",
+    "to_hf_gpt2",
     "BertConfig",
     "BertEncoder",
     "minilm_dir",
@@ -90,7 +93,8 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
     A smooth ReLU: ~0 for very negative x, ~x for large x, slightly negative in between.
     approximate="none" is the exact erf form (BERT); "tanh" is the tanh approximation that
-    GPT-2 was trained with. Equal to ``F.gelu(x, approximate=...)``.
+    GPT-2 was trained with. Equal to ``F.gelu(x, approximate=...)``, which :class:`MLP` calls:
+    one fused kernel instead of the formula's five operations.
     """
     if approximate == "none":
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
@@ -100,9 +104,14 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 class LayerNorm(nn.Module):
-    """Normalise each position's C channels to mean 0, variance 1, then scale and shift.
+    """Normalise each position's C channels to mean 0, variance 1, then scale and shift:
+
+        y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias     (var: the biased variance)
 
     Equal to ``nn.LayerNorm(ndim, eps)``; ``bias=False`` drops the shift (nanoGPT's option).
+    Computed, like nanoGPT's, by ``F.layer_norm``: one fused kernel instead of the seven
+    operations of the formula, which is what a one-position generation step pays for
+    (assignment 05 writes the formula out).
     """
 
     def __init__(self, ndim: int, bias: bool = True, eps: float = 1e-5) -> None:
@@ -112,11 +121,7 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:  # (..., C) -> (..., C)
-        mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, keepdim=True, correction=0)  # the biased variance, as nn.LayerNorm
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        x = x * self.weight
-        return x + self.bias if self.bias is not None else x
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
 
 
 class MLP(nn.Module):
@@ -136,7 +141,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, C)
         x = self.fc(x)  # (B, T, 4C)
-        x = gelu(x, self.approximate)
+        x = F.gelu(x, approximate=self.approximate)  # = gelu(x, self.approximate), fused
         x = self.proj(x)  # (B, T, C)
         return self.dropout(x)
 
@@ -159,7 +164,8 @@ class Block(nn.Module):
         self.mlp = MLP(C, bias=config.bias, dropout=config.dropout)
 
     def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:  # (B, T, C) -> (B, T, C)
-        a, _ = self.attn(self.ln_1(x), kv_cache=kv_cache)
+        # the block only needs attention's output: no (B, H, T, T) weights, PyTorch's fused kernel
+        a, _ = self.attn(self.ln_1(x), kv_cache=kv_cache, need_weights=False)
         x = x + self.resid_dropout(a)
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -293,8 +299,8 @@ class GPT(nn.Module):
                 f"sequence length {what} exceeds block_size={self.config.block_size}; "
                 f"crop the input to its last {self.config.block_size} tokens"
             )
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-        pos_emb = self.wpe(pos) if self.wpe is not None else self.pe[pos]  # (T, C)
+        table = self.wpe.weight if self.wpe is not None else self.pe  # (block_size, C)
+        pos_emb = table[past : past + T]  # (T, C): positions past .. past+T-1, a view, no lookup
         x = self.drop(self.wte(idx) + pos_emb)  # (B, T, C) + (T, C) -> (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, kv_cache=kv_caches[i] if kv_caches is not None else None)
@@ -322,7 +328,12 @@ class GPT(nn.Module):
         """Per layer, the attention weights (B, H, T, T) for idx (B, T): what bertviz draws."""
         self._check_idx(idx)
         maps: list[Tensor] = []
-        hooks = [b.attn.register_forward_hook(lambda mod, inp, out: maps.append(out[1])) for b in self.blocks]
+
+        def need_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+            return args, {**kwargs, "need_weights": True}  # Block asks for none: ask for them here
+
+        hooks = [b.attn.register_forward_pre_hook(need_weights, with_kwargs=True) for b in self.blocks]
+        hooks += [b.attn.register_forward_hook(lambda mod, inp, out: maps.append(out[1])) for b in self.blocks]
         try:
             self._hidden(idx)
         finally:
@@ -358,6 +369,12 @@ class GPT(nn.Module):
         position (0 .. block_size-1) shifts by one, and the cached keys and values, computed at
         the old positions, are wrong. We then rebuild the cache from the cropped window at each
         step: still exactly the tokens use_cache=False gives, without its speed-up.
+
+        A step of cached generation does little arithmetic (one position), so what it costs is
+        the number of operations, not their size. Nothing is allocated that could be reused:
+        the output tensor is allocated once and filled (no ``torch.cat`` per step), the caches
+        are preallocated to block_size (``KVCache(max_len)``), and each attention layer packs its
+        q, k, v projections into one matmul for the whole call (``packed_qkv``).
         """
         self._check_idx(idx)
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
@@ -373,19 +390,28 @@ class GPT(nn.Module):
         if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
 
-        caches: list[KVCache] | None = None
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                x = self._hidden(idx[:, -block_size:])  # the whole window, every step
-            elif caches is not None and caches[0].length < block_size:
-                x = self._hidden(idx[:, -1:], caches)  # only the newest token: (B, 1, C)
-            else:  # first step, or the window slid: (re)fill the cache from the window
-                caches = [KVCache() for _ in self.blocks]
-                x = self._hidden(idx[:, -block_size:], caches)
-            logits = self.lm_head(x[:, -1, :])  # (B, V): only the last position predicts
-            idx_next = self._sample(logits, temperature, top_k, greedy, generator)  # (B, 1)
-            idx = torch.cat([idx, idx_next], dim=1)
-        return idx
+        if max_new_tokens == 0:
+            return idx
+        B, T = idx.shape
+        out = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=idx.device)  # filled step by step
+        out[:, :T] = idx
+        caches = [KVCache(max_len=block_size) for _ in self.blocks] if use_cache else None
+        with ExitStack() as packed:
+            for block in self.blocks:  # q, k, v as one matmul per layer, for this call
+                packed.enter_context(block.attn.packed_qkv())
+            for t in range(T, T + max_new_tokens):  # out[:, :t] is known, out[:, t] is next
+                window = out[:, max(0, t - block_size) : t]  # the last block_size tokens
+                if caches is None:
+                    x = self._hidden(window)  # the whole window, every step
+                elif 0 < caches[0].length < block_size:
+                    x = self._hidden(out[:, t - 1 : t], caches)  # only the newest token: (B, 1, C)
+                else:  # first step, or the window slid: refill the cache from the window
+                    for cache in caches:
+                        cache.reset()
+                    x = self._hidden(window, caches)
+                logits = self.lm_head(x[:, -1, :])  # (B, V): only the last position predicts
+                out[:, t : t + 1] = self._sample(logits, temperature, top_k, greedy, generator)  # (B, 1)
+        return out
 
     @staticmethod
     def _sample(
@@ -400,6 +426,74 @@ class GPT(nn.Module):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = F.softmax(logits, dim=-1)
         return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+@torch.no_grad()
+def to_hf_gpt2(model: GPT) -> GPT2LMHeadModel:
+    """The same network as Hugging Face's ``GPT2LMHeadModel``, our weights copied in, in eval mode.
+
+    An independent implementation to compare with (logits, greedy tokens, speed of ``generate``).
+    The layouts differ in three ways: GPT-2 packs q, k, v into one ``c_attn``; its ``Conv1D``
+    layers store weights as (in, out), the transpose of ``nn.Linear``'s; and it always has biases
+    (``bias=False`` becomes zero biases). Our exact GELU is its ``activation_function="gelu"``;
+    fixed sinusoidal positions become its (learned) position table, holding the same values.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel  # imported here: it takes seconds to import
+
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a GPT, got {type(model).__name__}")
+    cfg = model.config
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.block_size,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            activation_function="gelu",
+            resid_pdrop=cfg.dropout,
+            embd_pdrop=cfg.dropout,
+            attn_pdrop=cfg.dropout,
+            layer_norm_epsilon=1e-5,
+            bos_token_id=None,  # GPT-2's own 50256 lies outside a small vocabulary: no special ids
+            eos_token_id=None,
+            pad_token_id=None,
+        )
+    )
+    C = cfg.n_embd
+
+    def bias(b: Tensor | None, n: int) -> Tensor:
+        return b if b is not None else torch.zeros(n, dtype=model.wte.weight.dtype, device=model.wte.weight.device)
+
+    state = {
+        "transformer.wte.weight": model.wte.weight,
+        "transformer.wpe.weight": model.wpe.weight if model.wpe is not None else model.pe,
+        "transformer.ln_f.weight": model.ln_f.weight,
+        "transformer.ln_f.bias": bias(model.ln_f.bias, C),
+        "lm_head.weight": model.lm_head.weight,
+    }
+    for i, block in enumerate(model.blocks):
+        a, h = block.attn, f"transformer.h.{i}."
+        qkv = (a.q_proj, a.k_proj, a.v_proj)
+        state.update(
+            {
+                h + "ln_1.weight": block.ln_1.weight,
+                h + "ln_1.bias": bias(block.ln_1.bias, C),
+                h + "attn.c_attn.weight": torch.cat([p.weight for p in qkv]).T,  # (C, 3C)
+                h + "attn.c_attn.bias": torch.cat([bias(p.bias, C) for p in qkv]),
+                h + "attn.c_proj.weight": a.out_proj.weight.T,
+                h + "attn.c_proj.bias": bias(a.out_proj.bias, C),
+                h + "ln_2.weight": block.ln_2.weight,
+                h + "ln_2.bias": bias(block.ln_2.bias, C),
+                h + "mlp.c_fc.weight": block.mlp.fc.weight.T,  # (C, 4C)
+                h + "mlp.c_fc.bias": bias(block.mlp.fc.bias, 4 * C),
+                h + "mlp.c_proj.weight": block.mlp.proj.weight.T,
+                h + "mlp.c_proj.bias": bias(block.mlp.proj.bias, C),
+            }
+        )
+    hf.to(device=model.wte.weight.device, dtype=model.wte.weight.dtype)
+    hf.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=True)
+    return hf.eval()
 
 
 # ----------------------------------------------------------------------------------------------

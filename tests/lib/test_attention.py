@@ -237,6 +237,109 @@ def test_mha_kv_cache_step_by_step_equals_full(dtype):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=10 * ATOL[dtype], rtol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_mha_without_weights_matches_torch(dtype, causal):
+    """need_weights=False (PyTorch's fused kernel) gives the same out as nn.MultiheadAttention,
+    with no mask, a padding mask, and both with the causal mask; weights come back as None."""
+    theirs = _torch_mha(dtype=dtype, seed=2)
+    ours = MultiHeadAttention.from_torch(theirs, causal=causal).eval()
+    x = randn(3, 6, 32, dtype=dtype, seed=7)
+    pad = padding_mask(torch.tensor([6, 4, 1]), 6)
+    tol = dict(atol=10 * ATOL[dtype], rtol=0)
+    attn_mask = ~causal_mask(6) if causal else None
+    for mask in (None, pad):
+        out, w = ours(x, mask=mask, need_weights=False)
+        key_padding = None if mask is None else ~mask[:, 0, 0]
+        ref = theirs(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding, need_weights=False)[0]
+        assert w is None
+        torch.testing.assert_close(out, ref, **tol)
+        torch.testing.assert_close(out, ours(x, mask=mask)[0], **tol)  # and the explicit path
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_kv_cache_in_chunks_equals_full(dtype, need_weights):
+    """Prefill, then chunks of 1, 3 and 2 new positions (Tq < Tk: the causal rows align bottom-right)."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, causal=True).to(dtype).eval()
+    x = randn(2, 9, 32, dtype=dtype, seed=8)
+    full, _ = mha(x)
+    for cache in (KVCache(), KVCache(max_len=9)):
+        outs = []
+        for a, b in ((0, 3), (3, 4), (4, 7), (7, 9)):
+            y, w = mha(x[:, a:b], kv_cache=cache, need_weights=need_weights)
+            assert (w is None) != need_weights and cache.length == b
+            outs.append(y)
+        torch.testing.assert_close(torch.cat(outs, dim=1), full, atol=10 * ATOL[dtype], rtol=0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_qkv_equals_separate_projections(bias):
+    theirs = _torch_mha(bias=bias, seed=3)
+    ours = MultiHeadAttention.from_torch(theirs, causal=True).eval()
+    x = randn(2, 5, 32, seed=9)
+    plain = ours(x)
+    with ours.packed_qkv() as packed:
+        assert packed is ours
+        inside = ours(x)
+    torch.testing.assert_close(inside[0], plain[0], atol=1e-11, rtol=0)
+    torch.testing.assert_close(inside[1], plain[1], atol=1e-11, rtol=0)
+    ref = theirs(x, x, x, attn_mask=~causal_mask(5), need_weights=False)[0]
+    torch.testing.assert_close(inside[0], ref, atol=1e-11, rtol=0)
+    # on leaving the block, the layer reads its weights again
+    with torch.no_grad():
+        ours.v_proj.weight.zero_()
+        if bias:
+            ours.v_proj.bias.zero_()
+    after, _ = ours(x)  # every value is 0 now, so out is out_proj(0) = its bias
+    assert torch.equal(after, ours.out_proj.bias.detach().expand_as(after) if bias else torch.zeros_like(after))
+    # the packed copy is differentiable: gradients reach the three Linear layers
+    with ours.packed_qkv():
+        ours(x)[0].sum().backward()
+    assert all(p.weight.grad is not None for p in (ours.q_proj, ours.k_proj, ours.v_proj))
+
+
+def test_kv_cache_preallocates_and_returns_views():
+    cache = KVCache(max_len=6)
+    assert cache.length == 0 and cache.k is None and cache.v is None
+    k1, v1 = randn(2, 3, 2, 4, seed=1), randn(2, 3, 2, 5, seed=2)  # dv may differ from d
+    k, v = cache.append(k1, v1)
+    assert torch.equal(k, k1) and torch.equal(v, v1) and cache.length == 2
+    ptr = k.data_ptr()
+    k2, v2 = randn(2, 3, 1, 4, seed=3), randn(2, 3, 1, 5, seed=4)
+    k, v = cache.append(k2, v2)
+    assert k.shape == (2, 3, 3, 4) and v.shape == (2, 3, 3, 5)
+    assert torch.equal(k, torch.cat([k1, k2], dim=2)) and torch.equal(v, torch.cat([v1, v2], dim=2))
+    assert k.data_ptr() == ptr  # written in place: no new tensor per step
+    assert torch.equal(cache.k, k) and torch.equal(cache.v, v)
+    cache.reset()
+    assert cache.length == 0 and cache.k is None
+    k, _ = cache.append(k2, v2)
+    assert torch.equal(k, k2) and k.data_ptr() == ptr  # the buffers are reused
+
+
+def test_kv_cache_grows_past_max_len_and_refuses_mismatches():
+    cache = KVCache()
+    parts = [randn(1, 2, n, 4, seed=n) for n in (1, 1, 3, 5, 1)]
+    for part in parts:
+        k, v = cache.append(part, part * 2)
+    want = torch.cat(parts, dim=2)
+    assert torch.equal(k, want) and torch.equal(v, want * 2) and cache.length == 11
+    with pytest.raises(ValueError, match="reset"):
+        cache.append(randn(2, 2, 1, 4), randn(2, 2, 1, 4))  # another batch size
+    cache.reset()
+    k, _ = cache.append(randn(2, 2, 1, 4, dtype=torch.float32), randn(2, 2, 1, 4, dtype=torch.float32))
+    assert k.shape == (2, 2, 1, 4) and k.dtype == torch.float32  # after reset: new buffers fit
+    with pytest.raises(ValueError, match="max_len"):
+        KVCache(max_len=0)
+    flat = KVCache()  # (B, T, d) without a head dim works too, as scaled_dot_product_attention does
+    a, b = randn(2, 3, 4, seed=1), randn(2, 2, 4, seed=2)
+    flat.append(a, a)
+    k, _ = flat.append(b, b)
+    assert torch.equal(k, torch.cat([a, b], dim=1))
+
+
 def test_mha_dropout_only_in_training():
     torch.manual_seed(0)
     mha = MultiHeadAttention(16, 2, dropout=0.5)

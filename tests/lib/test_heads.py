@@ -14,11 +14,14 @@ import pytest
 import torch
 from llmcourse.toolbox.heads import (
     PRONOUN_EXAMPLES,
+    PRONOUN_PAIRS,
     hf_minilm,
     minilm_attentions,
     plot_head_scores,
     previous_token_scores,
     pronoun_antecedent_scores,
+    pronoun_control_scores,
+    pronoun_pair_attention,
     sentence_attention,
     special_tokens_mask,
     top_heads,
@@ -165,13 +168,81 @@ def test_pronoun_examples_are_well_formed():
         assert low.index(antecedent.lower()) < low.rindex(f" {pronoun}")
 
 
-def test_pronoun_scores_find_a_head():
+def test_pronoun_set_is_counterbalanced_minimal_pairs():
+    """Each pair differs in exactly one word; in one half the pronoun means the first-mentioned noun,
+    in the other the second, so a head that always looks at one position or noun cannot win."""
+    assert len(PRONOUN_PAIRS) >= 10
+    assert PRONOUN_EXAMPLES == [ex for sa, sb, p, a, b in PRONOUN_PAIRS for ex in ((sa, p, a), (sb, p, b))]
+    for sa, sb, pronoun, a, b in PRONOUN_PAIRS:
+        wa, wb = sa.split(), sb.split()
+        assert len(wa) == len(wb) and sum(x != y for x, y in zip(wa, wb)) == 1, (sa, sb)
+        for sentence in (sa, sb):
+            low = sentence.lower()
+            assert low.index(a.lower()) < low.index(b.lower())  # A is mentioned first
+            assert low.index(b.lower()) < low.index(f" {pronoun} ")  # both before the pronoun
+
+
+class _LooksAtPosition:
+    """A fake one-layer, one-head model whose every token attends to one fixed position: the
+    "head that always attends to the subject / position 2" the control must unmask."""
+
+    training = False
+
+    def __init__(self, position: int):
+        self.position = position
+
+    def __call__(self, input_ids, attention_mask, output_attentions):
+        B, T = input_ids.shape
+        a = torch.zeros(B, 1, T, T)
+        a[..., self.position] = 1.0
+        return {"attentions": [a]}
+
+
+def test_a_positional_head_scores_the_same_on_control_and_chance_on_pairs():
+    model, tok = hf_minilm()
+    fake = _LooksAtPosition(2)  # [CLS] The <noun>: the subject of most pairs' first half
+    pron = pronoun_antecedent_scores(fake, tok)
+    ctrl = pronoun_control_scores(fake, tok)
+    # it "scores" as a pronoun head: 1 for every example whose antecedent is token 2, else 0 ...
+    at_2 = [tok(sent).char_to_token(sent.lower().index(a.lower())) == 2 for sent, _, a in PRONOUN_EXAMPLES]
+    assert pron.shape == (1, 1) and float(pron) == pytest.approx(sum(at_2) / len(at_2)) and sum(at_2) >= 5
+    assert torch.equal(pron, ctrl)  # ... and exactly as high from a name in the pronoun's place
+    x = pronoun_pair_attention(fake, tok)[..., 0, 0]  # (P, 2, 2)
+    right = torch.cat([x[:, 0, 0] > x[:, 0, 1], x[:, 1, 1] > x[:, 1, 0]])
+    assert int(right.sum()) <= len(PRONOUN_PAIRS)  # at most one half of each pair
+
+
+def test_pronoun_scores_on_minilm_with_control_and_pairs():
+    """What lecture 04 shows: the best pronoun head's score is far above its control (it attends from
+    pronouns, not from any token there); the pair scores are the same numbers, split by half."""
     model, tok = hf_minilm()
     s = pronoun_antecedent_scores(model, tok)  # default: PRONOUN_EXAMPLES
-    assert s.shape == (6, 12)
-    assert float(s.min()) >= 0 and float(s.max()) <= 1
+    c = pronoun_control_scores(model, tok)
+    assert s.shape == c.shape == (6, 12)
+    assert float(s.min()) >= 0 and float(s.max()) <= 1 and float(c.min()) >= 0 and float(c.max()) <= 1
     (l, h, best), *_ = top_heads(s, 1)
-    assert best > 0.3 and best > 4 * float(s.mean()), f"best pronoun head L{l}H{h} scores only {best:.3f}"
+    assert best > 3 * float(c[l, h]), f"best pronoun head L{l}H{h}: {best:.3f}, control {float(c[l, h]):.3f}"
+    x = pronoun_pair_attention(model, tok)
+    assert x.shape == (len(PRONOUN_PAIRS), 2, 2, 6, 12)
+    torch.testing.assert_close(torch.cat([x[:, 0, 0], x[:, 1, 1]]).mean(0), s, atol=1e-6, rtol=0)
+
+
+def test_control_scores_match_a_loop():
+    model, tok = hf_minilm()
+    examples = PRONOUN_EXAMPLES[:3]
+    c = pronoun_control_scores(model, tok, examples, control_word="Tom")
+    ref = torch.zeros(6, 12)
+    for sentence, pronoun, antecedent in examples:
+        start = sentence.lower().index(antecedent.lower())
+        at = sentence.index(f" {pronoun} ", start)
+        control = sentence[: at + 1] + "Tom" + sentence[at + 1 + len(pronoun) :]
+        attn, _, (toks,) = minilm_attentions([control])
+        a = toks.index(tok.tokenize(antecedent)[0])
+        q = toks.index("tom")
+        ref += torch.stack([layer[0, :, q, a] for layer in attn])
+    torch.testing.assert_close(c, ref / len(examples), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="one token"):
+        pronoun_control_scores(model, tok, examples, control_word="Bartholomew-Smythe")
 
 
 def test_pronoun_scores_match_a_loop():
@@ -199,6 +270,10 @@ def test_pronoun_bad_examples():
         pronoun_antecedent_scores(model, tok, [("only a sentence",)])
     with pytest.raises(ValueError, match="no examples"):
         pronoun_antecedent_scores(model, tok, [])
+    with pytest.raises(ValueError, match="no pairs"):
+        pronoun_pair_attention(model, tok, [])
+    with pytest.raises(ValueError, match=r"\(sentence_a, sentence_b, pronoun, a, b\)"):
+        pronoun_pair_attention(model, tok, [("a", "b", "it")])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Tests for llmcourse.transformer (assignment 05's answer key).
 
 References: ``nn.LayerNorm``, ``F.gelu``, ``nn.MultiheadAttention``, the formula of "Attention is
-all you need" for sinusoidal positions, Hugging Face ``transformers.BertModel`` on the real
-all-MiniLM-L6-v2 weights (from the installed package, never the network), and for the KV cache
-the model's own uncached generation.
+all you need" for sinusoidal positions, Hugging Face ``transformers.GPT2LMHeadModel`` with our GPT's
+weights copied in (logits and greedy tokens, its own KV cache), Hugging Face
+``transformers.BertModel`` on the real all-MiniLM-L6-v2 weights (from the installed package, never
+the network), and for the KV cache the model's own uncached generation.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from llmcourse.transformer import (
     load_minilm,
     minilm_dir,
     sinusoidal_positions,
+    to_hf_gpt2,
 )
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
@@ -235,6 +237,88 @@ def test_attention_maps_are_causal_distributions():
     for w in maps:
         assert (w.masked_select(~causal_mask(6)) == 0).all()
         torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, 6))
+
+
+# ----------------------------------------------------------------------------------------------
+# GPT against Hugging Face's GPT-2 with the same weights
+
+
+def random_gpt(cfg: GPTConfig, dtype=torch.float32, seed: int = 0) -> GPT:
+    """A GPT whose every parameter is random at a scale that keeps activations O(1): logits then
+    spread over a few units, so that a wrong layout would show (at init they are all ~0)."""
+    torch.manual_seed(seed)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:  # Linear (out, in) and embeddings (V or T, C)
+                p.normal_(0.0, 1.0 / math.sqrt(p.size(1)))
+            elif name.endswith("weight"):  # LayerNorm gains
+                p.normal_(1.0, 0.2)
+            else:  # biases
+                p.normal_(0.0, 0.2)
+    return model.to(dtype)  # drawn in float32 first: the same weights in either dtype
+
+
+@pytest.mark.parametrize("kw", [{}, {"bias": False}, {"positions": "sinusoidal"}])
+def test_gpt_logits_equal_hf_gpt2(kw):
+    """float32: the same network computed by Hugging Face agrees to 1e-5 on O(1) logits."""
+    model = random_gpt(tiny(block_size=32, vocab_size=64, **kw))
+    hf = to_hf_gpt2(model)
+    assert type(hf).__name__ == "GPT2LMHeadModel"
+    idx = torch.randint(0, 64, (3, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, theirs = model(idx)[0], hf(idx).logits
+    assert ours.abs().max() > 1.0  # not the near-zero logits of an untrained model
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_greedy_tokens_equal_hf_gpt2_generate(dtype):
+    """Ours cached, ours uncached and Hugging Face's generate (its own KV cache): the same tokens."""
+    model = random_gpt(tiny(block_size=48, vocab_size=64), dtype=dtype, seed=2)
+    hf = to_hf_gpt2(model)
+    g = torch.Generator().manual_seed(3)
+    for prompt in (torch.randint(0, 64, (1, 1), generator=g), torch.randint(0, 64, (2, 7), generator=g)):
+        cached = model.generate(prompt, 40, greedy=True)
+        plain = model.generate(prompt, 40, greedy=True, use_cache=False)
+        theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=40, do_sample=False)
+        assert cached.shape == (prompt.size(0), prompt.size(1) + 40)
+        assert torch.equal(cached, theirs)
+        assert torch.equal(plain, theirs)
+        assert len(set(cached[:, prompt.size(1) :].flatten().tolist())) > 3  # not one token repeated
+
+
+def test_to_hf_gpt2_refuses_other_models():
+    with pytest.raises(TypeError, match="must be a GPT"):
+        to_hf_gpt2(nn.Linear(2, 2))
+
+
+def test_generate_keeps_int32_prompts_and_zero_new_tokens():
+    model = GPT(tiny()).eval()
+    prompt = torch.randint(0, 48, (2, 3), dtype=torch.int32)
+    assert model.generate(prompt, 0) is prompt
+    out = model.generate(prompt, 4, greedy=True)
+    assert out.dtype == torch.long and torch.equal(out[:, :3], prompt.long())
+    assert torch.equal(out, model.generate(prompt.long(), 4, greedy=True))
+
+
+def test_generate_leaves_no_packed_weights_behind():
+    """generate packs q, k, v for its own duration only: a weight changed afterwards is used at once."""
+    model = GPT(tiny()).double().eval()
+    model.generate(torch.randint(0, 48, (1, 4)), 3, greedy=True)
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        attn.q_proj.weight.mul_(2.0)
+    mha = nn.MultiheadAttention(32, 4, batch_first=True).double()
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        mha.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        mha.out_proj.weight.copy_(attn.out_proj.weight)
+        mha.out_proj.bias.copy_(attn.out_proj.bias)
+        x = torch.randn(2, 5, 32, dtype=torch.float64)
+        ours, _ = attn(x, need_weights=False)
+        theirs = mha(x, x, x, attn_mask=~causal_mask(5), need_weights=False)[0]
+    torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
 
 
 def test_gpt_errors():

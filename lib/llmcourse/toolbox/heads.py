@@ -1,11 +1,21 @@
 """Find attention heads by what they do, as the lecture does: score every (layer, head) on a
 behaviour, then look at the best ones with bertviz.
 
-Scores (both return an (L, H) tensor, one number per layer and head, in [0, 1])
+Scores (each returns an (L, H) tensor, one number per layer and head, in [0, 1])
     previous_token_scores(attentions, attention_mask)     how much token t attends to t-1
     pronoun_antecedent_scores(model, tokenizer, examples) how much a pronoun attends to its referent
+    pronoun_control_scores(model, tokenizer, examples)    the same from a name put in the pronoun's place
+    pronoun_pair_attention(model, tokenizer, pairs)       per minimal pair, both halves, both nouns
     top_heads(scores, k)                                  [(layer, head, score), ...] best first
     plot_head_scores(scores, title)                       (L, H) heatmap
+
+An honest pronoun score needs a counterbalanced set. If every antecedent were the sentence's
+subject (often token 1 or 2), a head that always looks at the subject, or at position 2, would
+score as a "pronoun head". So :data:`PRONOUN_EXAMPLES` is built from Winograd-style minimal pairs
+(:data:`PRONOUN_PAIRS`): two sentences that differ in one word, which flips the referent between
+the first-mentioned noun and the second. A head blind to that word attends the same way in both
+halves and picks the right noun in half of them at best; the *control* score (the same attention
+from a non-pronoun, a name put in the pronoun's place) shows what a head gives any token there.
 
 Everything except the pronoun score works on attention tensors alone, the way Hugging Face
 models return them with ``output_attentions=True``: a list with one (B, H, T, T) tensor per layer,
@@ -32,10 +42,13 @@ import torch
 from .pretrained import hf_minilm
 
 __all__ = [
+    "PRONOUN_PAIRS",
     "PRONOUN_EXAMPLES",
     "SPECIAL_TOKENS",
     "previous_token_scores",
     "pronoun_antecedent_scores",
+    "pronoun_control_scores",
+    "pronoun_pair_attention",
     "top_heads",
     "plot_head_scores",
     "hf_minilm",
@@ -44,22 +57,104 @@ __all__ = [
     "special_tokens_mask",
 ]
 
-# (sentence, pronoun, antecedent): the antecedent's first occurrence as a whole word, and the
-# pronoun's first whole-word occurrence after it, are the two tokens scored.
-PRONOUN_EXAMPLES: list[tuple[str, str, str]] = [
-    ("The trophy did not fit in the suitcase because it was too big.", "it", "trophy"),
-    ("The city council refused the demonstrators a permit because they feared violence.", "they", "council"),
-    ("The girl lost her keys, so she had to call her mother.", "she", "girl"),
-    ("My brother bought a new car and he drives it every day.", "he", "brother"),
-    ("The scientists published the results after they checked the data twice.", "they", "scientists"),
-    ("The cake stayed in the oven too long, so it burned.", "it", "cake"),
-    ("The old man sat down on the bench because he was tired.", "he", "man"),
-    ("The students cheered loudly when they heard the news.", "they", "students"),
-    ("Anna called her friend because she needed some advice.", "she", "Anna"),
-    ("The company hired more engineers because it wanted to grow.", "it", "company"),
-    ("The book was so boring that nobody finished it.", "it", "book"),
-    ("The children ran outside because they wanted to play.", "they", "children"),
+# Winograd-style minimal pairs (Levesque et al. 2012, most from the Winograd Schema Challenge):
+# (sentence where the pronoun means A, the same sentence with one word changed so that it means B,
+# pronoun, A, B). A is the noun mentioned first (mostly the subject), B the second (mostly an
+# object), so the set is counterbalanced: half the antecedents come first, half second.
+PRONOUN_PAIRS: list[tuple[str, str, str, str, str]] = [
+    (
+        "The trophy did not fit in the suitcase because it was too big.",
+        "The trophy did not fit in the suitcase because it was too small.",
+        "it",
+        "trophy",
+        "suitcase",
+    ),
+    (
+        "The city council refused the demonstrators a permit because they feared violence.",
+        "The city council refused the demonstrators a permit because they advocated violence.",
+        "they",
+        "council",
+        "demonstrators",
+    ),
+    (
+        "The man could not lift his son because he was so weak.",
+        "The man could not lift his son because he was so heavy.",
+        "he",
+        "man",
+        "son",
+    ),
+    (
+        "Joan made sure to thank Susan for all the help she had received.",
+        "Joan made sure to thank Susan for all the help she had given.",
+        "she",
+        "Joan",
+        "Susan",
+    ),
+    (
+        "Paul tried to call George on the phone, but he was not successful.",
+        "Paul tried to call George on the phone, but he was not available.",
+        "he",
+        "Paul",
+        "George",
+    ),
+    (
+        "The lawyer asked the witness a question, but he was reluctant to repeat it.",
+        "The lawyer asked the witness a question, but he was reluctant to answer it.",
+        "he",
+        "lawyer",
+        "witness",
+    ),
+    (
+        "The delivery truck zoomed by the school bus because it was going so fast.",
+        "The delivery truck zoomed by the school bus because it was going so slow.",
+        "it",
+        "truck",
+        "bus",
+    ),
+    (
+        "The fish ate the worm because it was hungry.",
+        "The fish ate the worm because it was tasty.",
+        "it",
+        "fish",
+        "worm",
+    ),
+    (
+        "The cat could not catch the mouse because it was too slow.",
+        "The cat could not catch the mouse because it was too fast.",
+        "it",
+        "cat",
+        "mouse",
+    ),
+    (
+        "The sculpture rolled off the shelf because it was not anchored.",
+        "The sculpture rolled off the shelf because it was not level.",
+        "it",
+        "sculpture",
+        "shelf",
+    ),
+    (
+        "Anna did a lot better than her friend Lucy on the test because she had studied so hard.",
+        "Anna did a lot worse than her friend Lucy on the test because she had studied so hard.",
+        "she",
+        "Anna",
+        "Lucy",
+    ),
+    (
+        "The firemen arrived after the police because they were coming from so far away.",
+        "The firemen arrived before the police because they were coming from so far away.",
+        "they",
+        "firemen",
+        "police",
+    ),
 ]
+
+# (sentence, pronoun, antecedent), both halves of every pair: the antecedent's first occurrence as
+# a whole word, and the pronoun's first whole-word occurrence after it, are the two tokens scored.
+PRONOUN_EXAMPLES: list[tuple[str, str, str]] = [
+    ex for sa, sb, pronoun, a, b in PRONOUN_PAIRS for ex in ((sa, pronoun, a), (sb, pronoun, b))
+]
+
+CONTROL_WORD = "Tom"  # a name, which refers to neither noun, put in the pronoun's place
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>", "<|endoftext|>")
 
@@ -151,24 +246,11 @@ def _word_span(sentence: str, word: str, start: int = 0) -> tuple[int, int] | No
     return (m.start(), m.end()) if m else None
 
 
-def pronoun_antecedent_scores(
-    model,
-    tokenizer,
-    examples: Sequence[tuple[str, str, str]] | None = None,
-) -> torch.Tensor:
-    """(L, H): the attention from the pronoun's token to the antecedent's (first) token,
-    averaged over ``examples`` = [(sentence, pronoun, antecedent), ...] (default
-    :data:`PRONOUN_EXAMPLES`).
-
-    model: called as ``model(input_ids=..., attention_mask=..., output_attentions=True)`` and
-    must return ``.attentions`` (or ``["attentions"]``), a list of (B, H, T, T) tensors; for a
-    Hugging Face model load it with ``attn_implementation="eager"``. tokenizer: a *fast* Hugging
-    Face tokenizer (its ``char_to_token`` maps words to tokens).
-    """
-    examples = PRONOUN_EXAMPLES if examples is None else list(examples)
+def _example_spans(examples) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """[(sentence, pronoun span, antecedent span)] in characters, each example checked."""
     if not examples:
         raise ValueError("no examples given")
-    sentences, spans = [], []
+    out = []
     for ex in examples:
         if not (isinstance(ex, (tuple, list)) and len(ex) == 3 and all(isinstance(s, str) for s in ex)):
             raise ValueError(f"each example must be (sentence, pronoun, antecedent) strings, got {ex!r}")
@@ -179,18 +261,23 @@ def pronoun_antecedent_scores(
         p = _word_span(sentence, pronoun, a[1])
         if p is None:
             raise ValueError(f"pronoun {pronoun!r} does not occur after {antecedent!r} in {sentence!r}")
-        sentences.append(sentence)
-        spans.append((p, a))
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("pronoun_antecedent_scores needs a fast Hugging Face tokenizer (char_to_token)")
+        out.append((sentence, p, a))
+    return out
 
+
+def _token_attention(model, tokenizer, sentences: list[str], char_pairs: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """(E, K, L, H): in sentence e, the attention from the token at character ``q`` to the token at
+    character ``k``, for each of the K (q, k) pairs ``char_pairs[e]``; one padded batch, one forward."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("pronoun scores need a fast Hugging Face tokenizer (char_to_token)")
     enc = tokenizer(sentences, padding=True, return_tensors="pt")
-    pairs = []
-    for b, ((p0, _), (a0, _)) in enumerate(spans):
-        pi, ai = enc.char_to_token(b, p0), enc.char_to_token(b, a0)
-        if pi is None or ai is None:
-            raise ValueError(f"could not find the pronoun or antecedent tokens of {sentences[b]!r}")
-        pairs.append((pi, ai))
+    index = []  # (e, query token, key token) for every requested pair
+    for e, pairs in enumerate(char_pairs):
+        for q_char, k_char in pairs:
+            qi, ki = enc.char_to_token(e, q_char), enc.char_to_token(e, k_char)
+            if qi is None or ki is None:
+                raise ValueError(f"could not find the pronoun or antecedent tokens of {sentences[e]!r}")
+            index.append((e, qi, ki))
 
     try:
         device = next(model.parameters()).device
@@ -215,11 +302,90 @@ def pronoun_antecedent_scores(
     A = _stack(attn)  # (L, B, H, T, T)
     if A.shape[1] != len(sentences):
         raise ValueError(f"the model returned attentions for {A.shape[1]} sequences, expected {len(sentences)}")
-    b = torch.arange(len(pairs), device=A.device)
-    q = torch.tensor([p for p, _ in pairs], device=A.device)
-    k = torch.tensor([a for _, a in pairs], device=A.device)
-    # advanced indices split by a slice: the example axis goes first -> (E, L, H)
-    return A[:, b, :, q, k].mean(dim=0)
+    b, q, k = (torch.tensor(col, device=A.device) for col in zip(*index))
+    # advanced indices split by a slice: the pair axis goes first -> (E*K, L, H)
+    return A[:, b, :, q, k].reshape(len(sentences), -1, A.shape[0], A.shape[2])
+
+
+def pronoun_antecedent_scores(
+    model,
+    tokenizer,
+    examples: Sequence[tuple[str, str, str]] | None = None,
+) -> torch.Tensor:
+    """(L, H): the attention from the pronoun's token to the antecedent's (first) token,
+    averaged over ``examples`` = [(sentence, pronoun, antecedent), ...] (default
+    :data:`PRONOUN_EXAMPLES`, counterbalanced minimal pairs).
+
+    model: called as ``model(input_ids=..., attention_mask=..., output_attentions=True)`` and
+    must return ``.attentions`` (or ``["attentions"]``), a list of (B, H, T, T) tensors; for a
+    Hugging Face model load it with ``attn_implementation="eager"``. tokenizer: a *fast* Hugging
+    Face tokenizer (its ``char_to_token`` maps words to tokens).
+    """
+    spans = _example_spans(PRONOUN_EXAMPLES if examples is None else list(examples))
+    sentences = [s for s, _, _ in spans]
+    return _token_attention(model, tokenizer, sentences, [[(p[0], a[0])] for _, p, a in spans])[:, 0].mean(dim=0)
+
+
+def pronoun_control_scores(
+    model,
+    tokenizer,
+    examples: Sequence[tuple[str, str, str]] | None = None,
+    control_word: str = CONTROL_WORD,
+) -> torch.Tensor:
+    """(L, H): the control for :func:`pronoun_antecedent_scores`. Each sentence with its pronoun
+    replaced by ``control_word`` (a name: not a pronoun, refers to neither noun), then the attention
+    from that word, at the pronoun's position, to the antecedent's token, averaged over the examples.
+
+    A head that attends to a position or to the subject from any token scores as high here as on the
+    pronouns; a head that resolves pronouns scores clearly lower. The control word must be one
+    token, like the pronoun, so every position stays where it was (checked).
+    """
+    spans = _example_spans(PRONOUN_EXAMPLES if examples is None else list(examples))
+    controls, pairs = [], []
+    for sentence, (p0, p1), (a0, _) in spans:
+        control = sentence[:p0] + control_word + sentence[p1:]
+        n_orig, n_ctrl = len(tokenizer.tokenize(sentence)), len(tokenizer.tokenize(control))
+        if n_orig != n_ctrl:
+            raise ValueError(
+                f"control word {control_word!r} changes the number of tokens of {sentence!r} "
+                f"({n_orig} -> {n_ctrl}): choose a word that is one token, like the pronoun"
+            )
+        controls.append(control)
+        pairs.append([(p0, a0)])  # the antecedent lies before the pronoun: same characters
+    return _token_attention(model, tokenizer, controls, pairs)[:, 0].mean(dim=0)
+
+
+def pronoun_pair_attention(
+    model,
+    tokenizer,
+    pairs: Sequence[tuple[str, str, str, str, str]] | None = None,
+) -> torch.Tensor:
+    """(P, 2, 2, L, H): for each minimal pair (default :data:`PRONOUN_PAIRS`), each half (0: the
+    pronoun means A, 1: it means B) and each candidate noun (0: A, 1: B), the attention from the
+    pronoun to that noun's first token, for every layer and head.
+
+    ``x[:, 0, 0]`` and ``x[:, 1, 1]`` are the right answers; a head *picks the right noun* in a half
+    when it attends more to the right noun than to the other: ``x[:, 0, 0] > x[:, 0, 1]`` and
+    ``x[:, 1, 1] > x[:, 1, 0]``. A head that ignores the word that flips the referent picks the
+    same noun in both halves: right in at most one.
+    """
+    pairs = PRONOUN_PAIRS if pairs is None else list(pairs)
+    if not pairs:
+        raise ValueError("no pairs given")
+    sentences, char_pairs = [], []
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 5 and all(isinstance(s, str) for s in pair)):
+            raise ValueError(f"each pair must be (sentence_a, sentence_b, pronoun, a, b) strings, got {pair!r}")
+        sa, sb, pronoun, a, b = pair
+        for sentence, referent in ((sa, a), (sb, b)):
+            ((_, p, _),) = _example_spans([(sentence, pronoun, referent)])
+            nouns = [_word_span(sentence, noun) for noun in (a, b)]
+            if None in nouns:
+                raise ValueError(f"both nouns {a!r} and {b!r} must be words of {sentence!r}")
+            sentences.append(sentence)
+            char_pairs.append([(p[0], noun[0]) for noun in nouns])
+    x = _token_attention(model, tokenizer, sentences, char_pairs)  # (2P, 2, L, H)
+    return x.reshape(len(pairs), 2, 2, *x.shape[2:])
 
 
 def top_heads(scores: torch.Tensor, k: int = 5) -> list[tuple[int, int, float]]:
