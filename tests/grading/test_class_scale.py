@@ -24,12 +24,12 @@ import pytest
 from conftest import REPO, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
-FULL, DECODE = 12.0, 2.0
+FULL, DECODE = 15.0, 2.0
 WRONG_DECODE = "def decode(ids, vocab):\n    return ''\n"
 
 
 def make_class(root, n_solution, n_release, n_wrong) -> dict[str, float]:
-    """Students whose grades follow from the point table: solution 12, release 0, wrong decode 10."""
+    """Students whose grades follow from the point table: solution 15, release 0, wrong decode 13."""
     good = solution_code(A, NB)
     expected = {}
     for i in range(n_solution):

@@ -16,8 +16,16 @@ import pytest
 from conftest import REPO, batch_workers, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
-POINTS = {"test_get_stats": 2, "test_merge": 2, "test_train_merges": 3, "test_decode": 2, "test_encode": 3}
+POINTS = {
+    "test_get_stats": 2,
+    "test_merge": 2,
+    "test_train_merges": 3,
+    "test_decode": 2,
+    "test_encode": 3,
+    "test_gpt4_tokenizer": 3,
+}
 FULL = sum(POINTS.values())
+WRITTEN = 5  # three written answers (2 + 2 + 1 points), graded by hand in formgrader
 
 WRONG_DECODE_AND_LEAK = """
 def decode(ids, vocab):
@@ -57,14 +65,21 @@ def graded(tmp_path_factory):
 
 
 def parts(report_row) -> dict[str, float]:
-    return {k.split(":")[1]: v[0] for k, v in report_row["parts"].items()}
+    """The autograded parts' scores."""
+    return {k.split(":")[1]: v[0] for k, v in report_row["parts"].items() if k.split(":")[1] in POINTS}
+
+
+def written(report_row) -> dict[str, float]:
+    """The written answers' scores: 0 until an instructor grades them in formgrader."""
+    return {k.split(":")[1]: v[0] for k, v in report_row["parts"].items() if k.split(":")[1] not in POINTS}
 
 
 def test_solution_scores_full_marks(graded):
     row = graded["report"]["alice_solution"]
     assert row["status"] == "graded"
-    assert row["score"] == FULL and row["max_score"] == FULL
+    assert row["score"] == FULL and row["max_score"] == FULL + WRITTEN
     assert parts(row) == POINTS
+    assert written(row) == {"question_utf8": 0.0, "question_decode": 0.0, "question_special": 0.0}
 
 
 def test_untouched_release_scores_zero_everywhere(graded):

@@ -62,8 +62,9 @@ _JQUERY = ("nbgrader", "server_extensions/formgrader/static/node_modules/jquery/
 
 _NOTICE = (
     "bertviz: JavaScript did not run, so the attention view is not drawn. In Jupyter, trust the "
-    "notebook (JupyterLab: File &gt; Trust Notebook, or <code>jupyter trust NOTEBOOK</code>) and "
-    "re-run the cell; in a browser, allow scripts for this file."
+    "notebook and re-run the cell: in JupyterLab, open the command palette (Ctrl+Shift+C, or View &gt; "
+    "Activate Command Palette) and run <b>Trust Notebook</b>; or, in a terminal, <code>jupyter trust NOTEBOOK</code>. "
+    "In a browser, allow scripts for this file."
 )
 
 # What bertviz 1.4.1 emits around its script (checked, so a bertviz upgrade fails loudly here
