@@ -10,7 +10,10 @@ What ``check`` does depends on where it runs:
 
 * **While you work** (a normal kernel) it runs your function on the check's cases, runs the
   reference on the same cases, and raises :class:`CheckFailed` with a readable report (which case,
-  expected vs got, where they first differ) when they disagree.
+  expected vs got, where they first differ) when they disagree. Students do not need the answer key:
+  when the reference is not importable, visible cases are compared with the expected outputs stored
+  with the release (``expected_outputs.json``, see :mod:`llmcourse.checks.expected`), with the same
+  report; hidden cases then run only when the notebook is graded.
 * **While grading** (``LLMCOURSE_GRADING=1``, set by the grader's kernel) the reference is not even
   importable. ``check`` only runs your function and *emits* a record of its outputs. The grader
   process, which the notebook cannot touch, recomputes the reference on its own copy of the inputs
@@ -450,8 +453,13 @@ def expected_results(spec: Spec, cases: list[Case]) -> list[dict]:
     return [{"ok": encode(spec.apply(ref, c))} for c in cases]
 
 
-def verify_record(record: Any, name: str, hidden: bool, seed: int) -> Outcome:
-    """Trusted side: check a record emitted by a (possibly hostile) kernel."""
+def verify_record(record: Any, name: str, hidden: bool, seed: int, near: str | os.PathLike | None = None) -> Outcome:
+    """Trusted side: check a record emitted by a (possibly hostile) kernel.
+
+    ``near``: where a student's own self-check (``llmcourse validate``) may find the release's expected
+    outputs when the answer key is not installed. The grader never passes it: a submission folder could
+    hold a forged file, so grading always computes the reference.
+    """
     spec = get_spec(name)
     cases = spec.cases(hidden, seed)
     if not isinstance(record, dict) or record.get("check") != name or record.get("hidden") != hidden:
@@ -459,7 +467,38 @@ def verify_record(record: Any, name: str, hidden: bool, seed: int) -> Outcome:
     results = record.get("results")
     if not isinstance(results, list):
         return Outcome(name, hidden, False, len(cases), ["the check's record is malformed"])
-    return compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+    if near is None:
+        return compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+    from .expected import ExpectedUnavailable
+
+    try:
+        expected = reference_outputs(spec, hidden, cases, near)
+    except ExpectedUnavailable as e:
+        return Outcome(name, hidden, False, 0, [str(e)])
+    if expected is None:
+        return Outcome(name, hidden, False, 0, [HIDDEN_ONLY_WHEN_GRADED])
+    return compare_results(spec, hidden, cases, expected, results)
+
+
+HIDDEN_ONLY_WHEN_GRADED = "hidden cases run only when the notebook is graded (the answer key is not installed here)"
+
+
+def reference_outputs(spec: Spec, hidden: bool, cases: list[Case], near: str | os.PathLike | None = None):
+    """Expected outputs outside grading: the reference's when it is importable, else (visible cases) the
+    release's stored ones, found in ``near`` (default: the working directory) or a folder above it.
+
+    Returns None for hidden cases without the reference; raises
+    :class:`llmcourse.checks.expected.ExpectedUnavailable` when no usable stored outputs are found.
+    """
+    try:
+        spec.reference_fn()
+    except ImportError:  # a student's install: the answer key is not there (or blocked)
+        if hidden:
+            return None
+        from .expected import load_expected
+
+        return load_expected(spec, cases, near)
+    return expected_results(spec, cases)
 
 
 # --------------------------------------------------------------------------- the notebook API
@@ -468,7 +507,9 @@ def verify_record(record: Any, name: str, hidden: bool, seed: int) -> Outcome:
 def check(name: str, fn: Callable, hidden: bool = False) -> None:
     """Check ``fn`` against the reference ``name`` (see the module docstring).
 
-    Raises CheckFailed (outside grading) when any case differs, with a report of the first few.
+    Raises CheckFailed (outside grading) when any case differs, with a report of the first few, and
+    :class:`llmcourse.checks.expected.ExpectedUnavailable` when neither the answer key nor the release's
+    expected outputs are there to compare with.
     """
     if not callable(fn):
         raise TypeError(f"check({name!r}, ...) needs your function as its second argument, got {type(fn).__name__}")
@@ -483,7 +524,11 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
     _emit(record)
     if grading_mode():
         return  # the grader decides; nothing computed here is trusted
-    outcome = compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+    expected = reference_outputs(spec, hidden, cases)
+    if expected is None:
+        print(f"SKIP {name}: {HIDDEN_ONLY_WHEN_GRADED}")
+        return
+    outcome = compare_results(spec, hidden, cases, expected, results)
     warning = _forbidden_warning(spec, fn)
     if not outcome.passed:
         raise CheckFailed(outcome.report() + (f"\n{warning}" if warning else ""))
