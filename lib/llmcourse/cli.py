@@ -70,6 +70,7 @@ def cmd_autograde(args) -> int:
         force=args.force,
         sandbox=False if args.no_sandbox else None,
         run_all_cells=args.run_all_cells,
+        forbidden=args.forbidden,
     )
     if not args.no_sandbox and not sandbox_available():
         print(
@@ -141,6 +142,7 @@ def cmd_integrity(args) -> int:
     report = similarity_report(course.root, args.assignment, repo_root=course.repo, threshold=args.threshold)
     csv_path, html_path = write_report(report, Path(args.out) if args.out else course.root / "reports")
     print(f"{len(report['pairs'])} similar pairs, {len(report['reference_matches'])} near the reference")
+    print(f"{len(report['forbidden'])} uses of calls a part asks students to write themselves")
     print(f"report: {html_path}\n        {csv_path}")
     return 0
 
@@ -197,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-all-cells",
         action="store_true",
         help="also run the cells after the last graded cell (they cannot change a grade; off by default)",
+    )
+    p.add_argument(
+        "--forbidden",
+        choices=("zero", "flag"),
+        default=defaults.forbidden,
+        help="a part whose answer uses a library call the part asks students to write themselves "
+        "(torch.softmax in a softmax part): it earns zero (default), or it is only flagged in the report; "
+        "students graded before keep their result unless --force",
     )
     p.add_argument(
         "--dask",

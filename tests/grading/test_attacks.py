@@ -229,8 +229,18 @@ TAMPER_TEST_CELLS = {
     "delete_test_cell": ("test_decode", {}, ("test_decode",)),
 }
 # Faults that break a limit stop the notebook: every later part fails too, since it never ran.
-STOPS_NOTEBOOK = {"kill_kernel", "hang_ignoring_interrupt", "infinite_loop", "memory_bomb", "output_flood"}
+# Patching builtins.isinstance hangs the kernel's own machinery after the cell (IPython cannot work with
+# it), so that cell outlives its time limit, ignores the interrupt and stops the notebook like a hang.
+STOPS_NOTEBOOK = {
+    "kill_kernel",
+    "hang_ignoring_interrupt",
+    "infinite_loop",
+    "memory_bomb",
+    "output_flood",
+    "monkeypatch_builtins",
+}
 REASON = {
+    "monkeypatch_builtins": "CellTimeoutError",
     "kill_kernel": "KernelDied",
     "hang_ignoring_interrupt": "CellTimeoutError",
     "infinite_loop": "CellTimeoutError",

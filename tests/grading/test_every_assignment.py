@@ -2,6 +2,9 @@
 untouched release scores zero on every part, a submission wrong in exactly one part loses exactly that
 part, the basic cheats earn nothing on what they attack, and feedback for failing hidden tests says
 what failed but contains neither hidden test source nor hidden inputs (nbgrader #917, #1363).
+On 04 and 05 the batch also holds "write it yourself" attacks (issue 18): answers that pass every check
+by calling the library function the part asks students to write, which only the grader's reading of
+the answer's source can catch.
 
 The part that is broken or attacked is the notebook's last graded part, which no other part uses.
 The full attack corpus runs on assignment 01 in test_attacks.py.
@@ -9,6 +12,7 @@ The full attack corpus runs on assignment 01 in test_attacks.py.
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import re
@@ -79,6 +83,53 @@ def leaked_tensor_values(text: str, cases) -> list[tuple]:
     return leaks
 
 
+LAYER_NORM = """class LayerNorm(nn.Module):
+    def __init__(self, ndim, bias=True, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        return {call}(x, self.weight.shape, self.weight, self.bias, self.eps)
+"""
+# assignment -> (notebook, the solution cell attacked, the parts it costs, {student: answers changed}).
+# The LayerNorm attacks also cost Block and GPT: they build on the student's LayerNorm, and their specs
+# forbid F.layer_norm too. Each attack computes the right outputs: graded with --forbidden flag, the
+# student marked FLAG keeps full marks (the fixture regrades them so), which shows that only the
+# reading of the source takes the points.
+WRITE_YOURSELF = {
+    "04_attention": (
+        "attention",
+        "softmax",
+        {"test_softmax"},
+        {
+            "write_yourself_nan_to_num": {
+                "softmax": "def softmax(x, dim=-1):\n    return torch.softmax(x, dim=dim).nan_to_num(0)\n"
+            },
+            "write_yourself_getattr": {
+                "softmax": "def softmax(x, dim=-1):\n"
+                '    return getattr(torch, "soft" + "max")(x, dim=dim).nan_to_num(0)\n'
+            },
+        },
+    ),
+    "05_transformer": (
+        "transformer",
+        "layernorm",
+        {"test_layernorm", "test_block", "test_gpt"},
+        {
+            "write_yourself_layer_norm": {
+                "layernorm": "import torch.nn.functional as F\n\n" + LAYER_NORM.format(call="F.layer_norm")
+            },
+            "write_yourself_alias": {
+                "layernorm": "import torch.nn.functional as G\n\n" + LAYER_NORM.format(call="G.layer_norm")
+            },
+        },
+    ),
+}
+FLAG = {"04_attention": "write_yourself_getattr", "05_transformer": "write_yourself_alias"}
+
+
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def graded(request, tmp_path_factory):
     """One batch per assignment, graded once per run (under xdist, one worker runs its tests: conftest.BATCHES)."""
@@ -114,13 +165,23 @@ def graded(request, tmp_path_factory):
                 ),
             },
         }
+        if assignment in WRITE_YOURSELF and WRITE_YOURSELF[assignment][0] == nb_name:
+            for student, changes in WRITE_YOURSELF[assignment][3].items():
+                answers[student] = {**good, **changes}
         for student, code in answers.items():
             make_submission(subs, student, assignment, nb_name, code)
         plan[nb_name] = (source, parts, last.grade_id)
     run_cli("autograde", assignment, "--submissions", str(subs), *batch_workers(), course_dir=course)
     run_cli("feedback", assignment, course_dir=course)
     report = {r["student"]: r for r in json.loads((course / "reports" / f"{assignment}.json").read_text())}
-    return {"assignment": assignment, "course": course, "report": report, "plan": plan}
+    flagged = None
+    if assignment in FLAG:  # the same answer, graded by a course that only flags such calls
+        run_cli(
+            "autograde", assignment, "--student", FLAG[assignment], "--force", "--forbidden", "flag", course_dir=course
+        )
+        rows = json.loads((course / "reports" / f"{assignment}.json").read_text())
+        flagged = next(r for r in rows if r["student"] == FLAG[assignment])
+    return {"assignment": assignment, "course": course, "report": report, "plan": plan, "flagged": flagged}
 
 
 def scores(graded, student) -> dict[str, float]:
@@ -183,3 +244,46 @@ def test_the_tensor_leak_detector_finds_a_printed_hidden_tensor(graded):
             assert not leaked_tensor_values(
                 f"got {torch.randn(4, 5, generator=torch.Generator().manual_seed(1))!r} here", cases
             )
+
+
+def write_yourself(graded):
+    if graded["assignment"] not in WRITE_YOURSELF:
+        pytest.skip("no write-it-yourself attacks on this assignment")
+    return WRITE_YOURSELF[graded["assignment"]]
+
+
+def test_write_yourself_calls_earn_zero_on_their_parts(graded):
+    _, _, lost, attacks = write_yourself(graded)
+    expected = {key: 0.0 if key.split(":")[1] in lost else points for key, points in full(graded).items()}
+    for student in attacks:
+        assert scores(graded, student) == expected, student
+        messages = graded["report"][student]["messages"]
+        assert any("ForbiddenCall" in m and "which this part asks you to write yourself" in m for m in messages)
+
+
+def test_write_yourself_feedback_names_the_call_and_its_line(graded):
+    notebook, _, _, attacks = write_yourself(graded)
+    call = "torch.softmax" if graded["assignment"] == "04_attention" else "torch.nn.functional.layer_norm"
+    for student in attacks:
+        page = graded["course"] / "feedback" / student / graded["assignment"] / f"{notebook}.html"
+        text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
+        assert re.search(
+            rf"uses {re.escape(call)}, which this part asks you to write yourself \(cell \w+, line \d+", text
+        )
+
+
+def test_write_yourself_calls_are_only_flagged_when_the_course_says_so(graded):
+    write_yourself(graded)
+    row = graded["flagged"]
+    assert row["status"] == "graded" and {k: v[0] for k, v in row["parts"].items()} == full(graded)
+    assert any("flagged, write it yourself:" in m for m in row["messages"]), row["messages"]
+    assert not any("ForbiddenCall" in m for m in row["messages"])
+
+
+def test_integrity_report_lists_write_yourself_calls(graded):
+    _, _, lost, attacks = write_yourself(graded)
+    out = graded["course"] / "integrity"
+    run_cli("integrity", graded["assignment"], "--out", str(out), course_dir=graded["course"])
+    rows = [r for r in csv.reader((out / f"integrity_{graded['assignment']}.csv").open()) if r[0] == "write_yourself"]
+    assert {r[1] for r in rows} == set(attacks)  # the honest students are not listed
+    assert {r[2].split(":")[1] for r in rows} == lost

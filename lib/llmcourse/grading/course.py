@@ -113,3 +113,4 @@ class GradingOptions:
     sandbox: bool | None = None  # None: use the namespace sandbox when this machine supports it
     force: bool = False  # regrade students whose result is already recorded
     run_all_cells: bool = False  # also run cells after the last graded one (they cannot change a grade)
+    forbidden: str = "zero"  # a part using a call it asks students to write: "zero" it, or only "flag" it

@@ -40,6 +40,7 @@ import nbformat
 from .assignment import Manifest, solution_code
 from .integrity_html import write_report
 from .winnowing import K, W, fingerprints, kgram_hashes
+from .write_yourself import submission_findings
 
 __all__ = ["Pair", "solution_code", "similarity_report", "write_report", "fingerprints"]
 
@@ -193,12 +194,14 @@ def similarity_report(
             reference.add(label, code, base, k, w)
 
     docs: list[_Doc] = []
+    forbidden: list[tuple[str, str, str]] = []  # (student, part, finding): calls a part asks students to write
     submitted = course_root / "submitted"
     for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []:
         folder = student_dir / assignment
         if not folder.is_dir():
             continue
         doc = _Doc(student_dir.name)
+        forbidden += [(student_dir.name, key, line) for key, line in submission_findings(manifest, folder)]
         for nb in notebooks:
             path = folder / f"{nb}.ipynb"
             if not path.exists():
@@ -261,6 +264,7 @@ def similarity_report(
         "skipped": skipped,
         "pairs": sorted(pairs, key=order),
         "reference_matches": sorted(reference_matches, key=order),
+        "forbidden": forbidden,
     }
 
 

@@ -29,6 +29,8 @@ def write_report(report: dict, out_dir) -> tuple[Path, Path]:
             writer.writerow(
                 [kind, _cell(p.a), _cell(p.b), f"{p.similarity:.3f}", p.shared_fingerprints, len(p.shared_lines)]
             )
+        for student, part, finding in report.get("forbidden", []):  # b: the part and the call it uses
+            writer.writerow(["write_yourself", _cell(student), _cell(f"{part}: {finding}"), "", "", ""])
 
     e = html.escape
     parts = [
@@ -59,6 +61,14 @@ def write_report(report: dict, out_dir) -> tuple[Path, Path]:
     if not rows:
         parts.append("<tr><td colspan='5'>nothing at or above the threshold</td></tr>")
     parts.append("</table>")
+    parts.append("<h2>Calls a part asks students to write themselves</h2>")
+    if report.get("forbidden"):
+        parts.append("<table><tr><th>student</th><th>part</th><th>what the answer uses</th></tr>")
+        for student, part, finding in report["forbidden"]:
+            parts.append(f"<tr><td>{e(student)}</td><td>{e(part)}</td><td>{e(finding)}</td></tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>none found</p>")
     for n, (_kind, p) in enumerate(rows):
         parts.append(f"<h3 id='m{n}'>{e(p.a)} &harr; {e(p.b)}: {p.similarity:.0%}</h3>")
         parts.append(f"<table class='side'><tr><th>{e(p.a)}</th><th>{e(p.b)}</th></tr>")

@@ -122,6 +122,7 @@ def nbgrader_config(course: Course, options: GradingOptions | None = None):
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.db_url = course.gradebook_url
     config.TrustedChecks.seed = course.seed()
+    config.TrustedChecks.forbidden = options.forbidden
     config.GradingExecute.kernel_name = GRADING_KERNEL
     config.GradingExecute.kernel_dirs = [str(course.root / ".kernels" / "kernels")]
     config.GradingExecute.timeout = options.cell_timeout

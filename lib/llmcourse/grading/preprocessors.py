@@ -6,7 +6,9 @@
                      :func:`llmcourse.checks.checker.check` emitted, recomputes the reference on the
                      grader's own inputs, and replaces the cell's outputs with a report that never
                      shows hidden inputs or hidden test source. A test cell whose records are
-                     missing (not run, kernel died, check monkeypatched away) fails.
+                     missing (not run, kernel died, check monkeypatched away) fails. A part whose
+                     answer uses a library call the part asks students to write themselves
+                     (:mod:`llmcourse.grading.write_yourself`) earns zero, or is only flagged.
 ``SanitizeFeedback`` removes what a student's own code could have printed about hidden inputs
                      before feedback HTML is written.
 """
@@ -22,7 +24,8 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, List, Unicode
 
 from ..checks.checker import MIME, Outcome, verify_record
-from .assignment import expected_checks
+from .assignment import check_calls, expected_checks
+from .write_yourself import MODES, notebook_code, part_findings
 
 # errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
 # instructor why a submission lost points (see submission.failure_reasons)
@@ -43,6 +46,10 @@ SAFE_ERRORS = {
     "IndentationError",
     "CheckFailed",
 } | LIMIT_ERRORS
+# a part answered with a call it asks students to write (zeroed); the report names it too
+FORBIDDEN_CALL = "ForbiddenCall"
+# the prefix of a finding that is only flagged (the part keeps its points); the report collects these lines
+FLAGGED = "flagged, write it yourself: "
 
 
 def _error(ename: str, lines: list[str]) -> NotebookNode:
@@ -230,6 +237,18 @@ class TrustedChecks(NbGraderPreprocessor):
 
     seed = Integer(0, help="Seed of the hidden random cases; the kernel gets the same one.").tag(config=True)
     enabled = Bool(True).tag(config=True)
+    forbidden = Unicode(
+        "zero",
+        help="A part whose answer uses a call the part asks students to write: 'zero' (it earns nothing) "
+        "or 'flag' (it keeps its points; the report names the call).",
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        if self.forbidden not in MODES:
+            raise ValueError(f"TrustedChecks.forbidden must be one of {MODES}, not {self.forbidden!r}")
+        # the student's answers as they ran (nbgrader restored the test cells from the release before)
+        self._code = notebook_code(nb)
+        return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
         if not self.enabled or cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
@@ -242,6 +261,13 @@ class TrustedChecks(NbGraderPreprocessor):
         # a timeout interrupts the kernel: name the timeout, not the KeyboardInterrupt it caused
         limits.sort(key=lambda ename: ename == "KeyboardInterrupt")
         passed, lines = judge_cell(cell, self.seed)
+        findings = part_findings(check_calls(cell.source), *self._code)
+        if findings and self.forbidden == "zero":
+            passed = False
+            lines = findings + lines  # first: the report quotes an error's first line
+            limits = limits or [FORBIDDEN_CALL]
+        elif findings:
+            lines = lines + [FLAGGED + f for f in findings]
         text = "\n".join(lines) + "\n"
         # keep a limit's name (timeout, dead kernel...) as the error name: the report shows it
         cell.outputs = (

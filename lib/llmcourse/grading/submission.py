@@ -179,22 +179,26 @@ def failed(course: Course, assignment: str, student: str, messages: list[str], s
 
 
 def failure_reasons(course: Course, assignment: str, student: str) -> list[str]:
-    """Why cells did not run: timeouts, a dead kernel, memory, output floods (for the report)."""
-    from .preprocessors import LIMIT_ERRORS
+    """Why cells did not run or parts earned nothing (timeouts, a dead kernel, memory, output floods, a
+    call the part asks students to write), and the calls only flagged, for the report."""
+    from .preprocessors import FLAGGED, FORBIDDEN_CALL, LIMIT_ERRORS
 
     reasons = []
     for path in sorted((course.root / "autograded" / student / assignment).glob("*.ipynb")):
         for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
             for out in cell.get("outputs", []):
-                if out.get("output_type") == "error" and out.get("ename") in LIMIT_ERRORS:
+                if out.get("output_type") == "error" and out.get("ename") in LIMIT_ERRORS | {FORBIDDEN_CALL}:
                     why = f"{path.stem} cell {i + 1}: {out['ename']}"
                     detail = next(
                         (line for line in out.get("traceback", []) if "raised" in line and out["ename"] in line),
                         str(out.get("evalue", "")),
                     )
                     if detail and out["ename"] != "KeyboardInterrupt":
-                        why += f" ({detail.strip()[:150]})"
+                        why += f" ({detail.strip()[:200]})"
                     reasons.append(why)
+                elif out.get("output_type") == "stream":
+                    flagged = [line for line in str(out.get("text", "")).splitlines() if line.startswith(FLAGGED)]
+                    reasons += [f"{path.stem} cell {i + 1}: {line[:250]}" for line in flagged]
     return reasons[:10]
 
 

@@ -1,0 +1,75 @@
+"""The grader's reading of an answer for "write it yourself" calls (grading/write_yourself.py), without
+grading: which cells make up a part's answer, and that honest solutions are never caught. The attacks
+graded through the CLI are in test_every_assignment.py (the 04 and 05 batches)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from conftest import REPO, manifest
+from llmcourse.grading.assignment import Check
+from llmcourse.grading.write_yourself import answer_cells, bound_names, notebook_code, part_findings
+
+ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+SOFTMAX = [Check("attention.softmax", True, "softmax")]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_honest_solutions_use_no_forbidden_call(assignment):
+    m = manifest(assignment)
+    for notebook in m.notebooks:
+        nb = nbformat.read(REPO / "solutions" / assignment / f"{notebook}.ipynb", as_version=4)
+        solutions, aliases = notebook_code(nb)
+        for part in m.parts_of(notebook):
+            assert part_findings(part.checks, solutions, aliases) == [], part.key
+
+
+def test_the_answer_is_the_cells_binding_the_target_and_the_helpers_they_use():
+    solutions = {
+        "helpers": "def _shift(x):\n    return x - x.amax(-1, keepdim=True)\n",
+        "softmax": "def softmax(x, dim=-1):\n    e = _shift(x).exp()\n    return e / e.sum(dim, keepdim=True)\n",
+        "other": "import torch\nx = 1\n\ndef unrelated(e):\n    return torch.softmax(e, -1)\n",
+    }
+    assert answer_cells(solutions, "softmax") == {k: solutions[k] for k in ("softmax", "helpers")}
+    # names local to a function are not the notebook's: the parameter `x` does not pull in `x = 1`
+    assert bound_names(solutions["softmax"]) == {"softmax"}
+    assert part_findings(SOFTMAX, solutions, {}) == []
+
+
+@pytest.mark.parametrize(
+    ("solutions", "name", "line"),
+    [
+        ({"softmax": "def softmax(x, dim=-1):\n    return torch.softmax(x, dim).nan_to_num(0)\n"}, "torch.softmax", 2),
+        ({"softmax": "import torch as T\nsoftmax = getattr(T, 'soft' + 'max')\n"}, "torch.softmax", 2),
+        # the helper that calls the built-in lives in another cell
+        (
+            {
+                "a": "def _norm(x):\n    return x.softmax(-1)\n",
+                "softmax": "def softmax(x, dim=-1):\n    return _norm(x)\n",
+            },
+            "torch.Tensor.softmax",
+            2,
+        ),
+        # the alias comes from another cell
+        (
+            {
+                "setup": "import torch.nn.functional as G\n",
+                "softmax": "def softmax(x, dim=-1):\n    return G.softmax(x, dim)\n",
+            },
+            "torch.nn.functional.softmax",
+            2,
+        ),
+    ],
+)
+def test_built_ins_are_found_wherever_the_answer_puts_them(solutions, name, line):
+    nb = nbformat.v4.new_notebook()
+    for gid, source in solutions.items():
+        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"nbgrader": {"solution": True, "grade_id": gid}}))
+    found = part_findings(SOFTMAX, *notebook_code(nb))
+    assert len(found) == 1 and f"uses {name}, which this part asks you to write yourself" in found[0], found
+    assert f"line {line}:" in found[0]
+
+
+def test_allowed_calls_stay_allowed():
+    solutions = {"softmax": "def softmax(x, dim=-1):\n    e = torch.exp(x - x.max())\n    return e / e.sum(dim)\n"}
+    assert part_findings(SOFTMAX, solutions, {}) == []
