@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -197,8 +198,12 @@ def _kernel_errors(cell: NotebookNode) -> list[str]:
     return lines
 
 
-def judge_cell(cell: NotebookNode, seed: int) -> tuple[bool, list[str]]:
-    """Decide one executed test cell from its records. Returns (passed, report lines)."""
+def judge_cell(cell: NotebookNode, seed: int, near: Path | None = None) -> tuple[bool, list[str]]:
+    """Decide one executed test cell from its records. Returns (passed, report lines).
+
+    ``near``: a student's own folder whose shipped expected outputs may stand in for the answer key
+    (``llmcourse validate`` on a student install). The grader never passes it: a submission folder
+    could hold a forged file."""
     expected = expected_checks(cell.source)
     records = _records(cell)
     used = [False] * len(records)
@@ -223,7 +228,7 @@ def judge_cell(cell: NotebookNode, seed: int) -> tuple[bool, list[str]]:
                 )
             )
         else:
-            outcomes.append(verify_record(record, name, hidden, seed))
+            outcomes.append(verify_record(record, name, hidden, seed, near=near))
     errors = _kernel_errors(cell)
     if not expected and cell.get("execution_count") is None and not errors:
         errors = ["this test cell did not run"]

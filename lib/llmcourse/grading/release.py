@@ -12,6 +12,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+from ..checks.expected import write_expected
 from .course import Course
 from .nbgrader_setup import nbgrader_api, run_nbgrader, venv_bin_on_path
 
@@ -28,6 +29,8 @@ def generate(course: Course, assignment: str, update_repo: bool = True) -> Path:
     api = nbgrader_api(course)
     run_nbgrader(api.generate_assignment(assignment, force=True, create=True), f"generating {assignment}")
     release = course.root / "release" / assignment
+    # Students' visible checks compare with these when the answer key is not installed (design 5b).
+    write_expected(release)  # the visible checks named in the release's own notebooks
     stamp_file = _stamp_file(course, assignment)
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(_source_stamp(course, assignment))

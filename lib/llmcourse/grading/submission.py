@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..checks.expected import FILENAME as EXPECTED_FILE
 from ..toolbox.packaged import write_atomic
 from .assignment import read_cached
 from .course import Course, GradingOptions, PipelineError
@@ -75,7 +76,10 @@ def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], 
     extra = sorted(
         str(p.relative_to(folder))
         for p in folder.rglob("*")
-        if p.is_file() and p.name not in expected and p.name != "timestamp.txt" and ".ipynb_checkpoints" not in p.parts
+        if p.is_file()
+        and p.name not in expected
+        and p.name not in ("timestamp.txt", EXPECTED_FILE)  # EXPECTED_FILE comes with the release
+        and ".ipynb_checkpoints" not in p.parts
     )
     if extra:
         notes.append(f"extra files ignored: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else ""))

@@ -51,6 +51,6 @@ def validate(notebook: str | os.PathLike, timeout: int = 120) -> list[PartResult
         meta = cell.metadata["nbgrader"]
         if utils.is_solution(cell):
             continue  # manually graded answers: nothing to check automatically
-        passed, lines = judge_cell(cell, seed=0)
+        passed, lines = judge_cell(cell, seed=0, near=path.parent.resolve())
         parts.append(PartResult(meta.get("grade_id", "?"), float(meta.get("points", 0)), passed, lines))
     return parts
