@@ -9,7 +9,9 @@ export JUPYTER_CONFIG_DIR  := $(CURDIR)/.jupyter/config
 export JUPYTER_DATA_DIR    := $(CURDIR)/.jupyter/data
 export JUPYTER_RUNTIME_DIR := $(CURDIR)/.jupyter/runtime
 export IPYTHONDIR          := $(CURDIR)/.ipython
-LAB_FLAGS ?= --ip=127.0.0.1
+# JupyterLab's terminals run a plain `bash`, not terminado's login shell (`bash -l`, chosen when the server's
+# stdout is no tty): a login shell reads /etc/profile, which resets PATH and hides the venv's `llmcourse`.
+LAB_FLAGS ?= --ip=127.0.0.1 --ServerApp.terminado_settings='{"shell_command":["/bin/bash"]}'
 # The server's environment is the kernels' and the terminals': the venv first on PATH (so `llmcourse
 # validate` works in JupyterLab's terminal), and no MPLBACKEND, so ipykernel picks its inline backend and
 # plots show in every notebook whatever the calling shell exported.
