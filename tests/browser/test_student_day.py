@@ -23,11 +23,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import labkit
 import nbformat
 import pytest
 from labkit import REPO, WAIT_MS, Lab, new_page, screenshot
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
+
+# The browser fixture, registered in this module: a tests/browser/conftest.py would shadow tests/conftest.py
+# (both would be the top-level module `conftest`).
+browser = labkit.browser
 
 LECTURE = "course/01_tokenization.ipynb"
 ASSIGNMENT = "assignments/04_attention/attention.ipynb"

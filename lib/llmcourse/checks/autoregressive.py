@@ -360,12 +360,25 @@ def run_generate(
     W: torch.Tensor,
     U: torch.Tensor,
     seed: int,
-    **sampling,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
 ):
-    """``generate(ToyLM(W, U, block_size), idx, max_new_tokens, block_size, **sampling,
-    generator=torch.Generator().manual_seed(seed))``."""
+    """``generate(ToyLM(W, U, block_size), idx, max_new_tokens, block_size, temperature=..., top_k=...,
+    top_p=..., greedy=..., generator=torch.Generator().manual_seed(seed))``."""
     model = ToyLM(W, U, block_size)
-    return generate(model, idx, max_new_tokens, block_size, generator=_kit.seeded(seed), **sampling)
+    return generate(
+        model,
+        idx,
+        max_new_tokens,
+        block_size,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        generator=_kit.seeded(seed),
+    )
 
 
 def _gen_case(g, V, prompt, n, block_size, label, scale=2.0, **sampling):

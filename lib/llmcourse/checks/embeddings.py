@@ -109,9 +109,20 @@ def _cos_hidden(seed: int) -> list[Case]:
 # --------------------------------------------------------------------------- neighbours and analogies
 
 
-def run_ranking(fn, *args, **kwargs) -> list[tuple[str, float]]:
-    """``fn(*args, **kwargs)`` as a list of (word, float score): numpy scalars become floats."""
-    out = fn(*args, **kwargs)
+def run_nearest(fn, words: list[str], E: np.ndarray, word: str, k: int = 10) -> list[tuple[str, float]]:
+    """``nearest_neighbours(words, E, word, k)`` as a list of (word, float score)."""
+    return _ranking(fn(words, E, word, k))
+
+
+def run_analogy(
+    fn, words: list[str], E: np.ndarray, a: str, b: str, c: str, k: int = 1, *, method: str = "add"
+) -> list[tuple[str, float]]:
+    """``analogy(words, E, a, b, c, k, method=method)`` as a list of (word, float score)."""
+    return _ranking(fn(words, E, a, b, c, k, method=method))
+
+
+def _ranking(out) -> list[tuple[str, float]]:
+    """A ranking as a list of (word, float score): numpy scalars become floats."""
     try:
         return [(str(w), float(s)) for w, s in out]
     except (TypeError, ValueError):
@@ -166,9 +177,17 @@ def _analogy_hidden(seed: int) -> list[Case]:
 # --------------------------------------------------------------------------- analogy evaluation
 
 
-def run_evaluation(fn, *args, **kwargs) -> tuple[dict[str, tuple[int, int]], int]:
-    """``fn(...)`` as ({section: (correct, attempted)}, skipped) with plain ints."""
-    out = fn(*args, **kwargs)
+def run_evaluation(
+    fn,
+    words: list[str],
+    E: np.ndarray,
+    sections: dict[str, list[tuple[str, str, str, str]]],
+    restrict_vocab: int | None = None,
+    method: str = "add",
+) -> tuple[dict[str, tuple[int, int]], int]:
+    """``evaluate_analogies(words, E, sections, restrict_vocab=..., method=...)`` as
+    ({section: (correct, attempted)}, skipped) with plain ints."""
+    out = fn(words, E, sections, restrict_vocab=restrict_vocab, method=method)
     try:
         per_section, skipped = out
         return {str(k): (int(c), int(t)) for k, (c, t) in dict(per_section).items()}, int(skipped)
@@ -334,7 +353,7 @@ SPECS = [
         "llmcourse.embeddings:nearest_neighbours",
         _nn_visible,
         _nn_hidden,
-        adapter=run_ranking,
+        adapter=run_nearest,
         forbidden=FORBIDDEN_LIBRARIES,
         **TOL,
     ),
@@ -343,7 +362,7 @@ SPECS = [
         "llmcourse.embeddings:analogy",
         _analogy_visible,
         _analogy_hidden,
-        adapter=run_ranking,
+        adapter=run_analogy,
         forbidden=FORBIDDEN_LIBRARIES,
         **TOL,
     ),
