@@ -183,11 +183,10 @@ def run_evaluation(
     E: np.ndarray,
     sections: dict[str, list[tuple[str, str, str, str]]],
     restrict_vocab: int | None = None,
-    method: str = "add",
 ) -> tuple[dict[str, tuple[int, int]], int]:
-    """``evaluate_analogies(words, E, sections, restrict_vocab=..., method=...)`` as
-    ({section: (correct, attempted)}, skipped) with plain ints."""
-    out = fn(words, E, sections, restrict_vocab=restrict_vocab, method=method)
+    """``evaluate_analogies(words, E, sections, restrict_vocab=...)`` as ({section: (correct, attempted)},
+    skipped) with plain ints (the part grades 3CosAdd, the default method)."""
+    out = fn(words, E, sections, restrict_vocab=restrict_vocab)
     try:
         per_section, skipped = out
         return {str(k): (int(c), int(t)) for k, (c, t) in dict(per_section).items()}, int(skipped)
