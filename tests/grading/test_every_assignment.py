@@ -247,11 +247,14 @@ def test_the_tensor_leak_detector_finds_a_printed_hidden_tensor(graded):
 
 
 def write_yourself(graded):
-    if graded["assignment"] not in WRITE_YOURSELF:
-        pytest.skip("no write-it-yourself attacks on this assignment")
     return WRITE_YOURSELF[graded["assignment"]]
 
 
+# The write-it-yourself attacks live in the batches of the assignments that have such parts (04, 05).
+on_write_yourself_batches = pytest.mark.parametrize("graded", sorted(WRITE_YOURSELF), indirect=True)
+
+
+@on_write_yourself_batches
 def test_write_yourself_calls_earn_zero_on_their_parts(graded):
     _, _, lost, attacks = write_yourself(graded)
     expected = {key: 0.0 if key.split(":")[1] in lost else points for key, points in full(graded).items()}
@@ -261,6 +264,7 @@ def test_write_yourself_calls_earn_zero_on_their_parts(graded):
         assert any("ForbiddenCall" in m and "which this part asks you to write yourself" in m for m in messages)
 
 
+@on_write_yourself_batches
 def test_write_yourself_feedback_names_the_call_and_its_line(graded):
     notebook, _, _, attacks = write_yourself(graded)
     call = "torch.softmax" if graded["assignment"] == "04_attention" else "torch.nn.functional.layer_norm"
@@ -272,6 +276,7 @@ def test_write_yourself_feedback_names_the_call_and_its_line(graded):
         )
 
 
+@on_write_yourself_batches
 def test_write_yourself_calls_are_only_flagged_when_the_course_says_so(graded):
     write_yourself(graded)
     row = graded["flagged"]
@@ -280,6 +285,7 @@ def test_write_yourself_calls_are_only_flagged_when_the_course_says_so(graded):
     assert not any("ForbiddenCall" in m for m in row["messages"])
 
 
+@on_write_yourself_batches
 def test_integrity_report_lists_write_yourself_calls(graded):
     _, _, lost, attacks = write_yourself(graded)
     out = graded["course"] / "integrity"
