@@ -54,6 +54,7 @@ def batch_of(nodeid: str) -> str | None:
     return module if kind else None
 
 
+@pytest.hookimpl(optionalhook=True)  # optional: `-p no:xdist` runs the suite serially
 def pytest_xdist_make_scheduler(config, log):
     """xdist's scheduling by scope, the scope being a test's batch: the tests of one batch go to one
     worker, in order; every other test is a unit of its own. (``--dist loadgroup`` would do this with
