@@ -51,6 +51,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import autoregressive
+
 __all__ = [
     "LlamaConfig",
     "RMSNorm",
@@ -417,6 +419,7 @@ class Llama(nn.Module):
 
 
 def _check_sampling(temperature, top_k, top_p, greedy) -> None:
+    """Checked once before generating, so a bad setting fails before the prompt is run."""
     if not greedy and not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
@@ -435,23 +438,12 @@ def sample_next(
 ) -> Tensor:
     """(B, V) logits -> (B,) next token ids.
 
-    greedy: the argmax. Otherwise divide by temperature (< 1 sharpens, > 1 flattens), keep the
-    top_k most likely tokens, then the smallest set whose probabilities sum to at least top_p
-    (nucleus sampling; the most likely token always stays), renormalise and draw.
+    greedy: the argmax. Otherwise unit 03's sampler (:func:`llmcourse.autoregressive.sample_next`):
+    divide by temperature, keep the top_k most likely tokens (all of them when top_k >= V), then the
+    smallest set whose probabilities sum to at least top_p, renormalise and draw.
     """
     _check_sampling(temperature, top_k, top_p, greedy)
     if greedy:
         return logits.argmax(dim=-1)
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
-        probs = sorted_logits.softmax(dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
-        drop_sorted = mass_before >= top_p  # already enough mass without this token
-        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
-        logits = logits.masked_fill(drop, float("-inf"))
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+    top_k = None if top_k is None else min(top_k, logits.size(-1))
+    return autoregressive.sample_next(logits, temperature, top_k, top_p, generator).squeeze(-1)  # (B,)
