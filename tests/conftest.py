@@ -138,3 +138,30 @@ def one_cpu_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+# SmolLM2-135M is read from its GGUF file by two loaders: ours (llmcourse.toolbox.smollm2) and
+# transformers'. Each load dequantizes 135 M parameters, so a test process loads each one once.
+# Tests only run them in eval mode under no_grad; none may change their weights.
+
+
+@pytest.fixture(scope="session")
+def smollm2_ours():
+    """(Llama, tokenizer) by the course's own GGUF loader."""
+    from llmcourse.toolbox.smollm2 import smollm2
+
+    return smollm2()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf():
+    """(model, tokenizer) by transformers' GGUF loader, on the same file, offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from llmcourse.toolbox.smollm2 import smollm2_path
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = smollm2_path()
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+    return model.eval(), tok

@@ -503,20 +503,11 @@ def test_other_bad_inputs_get_clear_errors():
 # a real model: SmolLM2-135M (the course's Llama and transformers' on the same GGUF file)
 
 
-def test_smollm2_perplexity_equals_transformers_loss():
+def test_smollm2_perplexity_equals_transformers_loss(smollm2_ours, smollm2_hf):
     """Our perplexity of SmolLM2 on a passage is exp of the loss transformers computes on it (labels=ids);
     on the course's own Llama reading of the same file it agrees to the logits' 1e-4."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    pytest.importorskip("gguf")
-    from llmcourse.toolbox.smollm2 import smollm2, smollm2_path
-    from transformers import AutoModelForCausalLM
-
-    ours, tok = smollm2()
-    path = smollm2_path()
-    hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True).eval()
+    ours, tok = smollm2_ours
+    hf, _ = smollm2_hf
     passage = (
         "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
         "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles"

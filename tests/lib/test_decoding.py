@@ -264,14 +264,10 @@ def test_shakespeare_gpt_beams_equal_hugging_face(repo):
         assert_same(n_best(step, prompt, k, k, 16, eos_id=newline, length_penalty=lp), want)
 
 
-def test_smollm2_beams_equal_hugging_face():
+def test_smollm2_beams_equal_hugging_face(smollm2_ours, smollm2_hf):
     """SmolLM2 by the course's loader and model against transformers' GGUF loader and Llama."""
-    from llmcourse.toolbox.smollm2 import smollm2, smollm2_path
-    from transformers import AutoModelForCausalLM
-
-    model, tok = smollm2()
-    path = smollm2_path()
-    hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True).eval()
+    model, tok = smollm2_ours
+    hf, _ = smollm2_hf
     im_end = tok.special_tokens["<|im_end|>"]
     prompt = tok.encode_chat([{"role": "user", "content": "What is the capital of France?"}])
     want = hf_beams(

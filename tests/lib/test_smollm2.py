@@ -26,26 +26,20 @@ from llmcourse.toolbox.smollm2 import (
     load_gguf,
     permute_qk,
     read_gguf,
-    smollm2,
     smollm2_path,
     unpermute_qk,
 )
 
 
 @pytest.fixture(scope="module")
-def ours():
-    return smollm2()
+def ours(smollm2_ours):
+    return smollm2_ours
 
 
 @pytest.fixture(scope="module")
-def hf():
+def hf(smollm2_hf):
     """(model, tokenizer) of Hugging Face transformers on the same file."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = smollm2_path()
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-    return model.eval(), tok
+    return smollm2_hf
 
 
 LONG = (
