@@ -29,10 +29,11 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 setup: $(VENV)/.installed
 
 # Debian packages the tests drive for real: headless Chromium (bertviz drawing, the course site, the
-# JupyterLab walk) and a PostgreSQL server (the gradebook of a big course; the tests start their own
-# throw-away instance).
+# JupyterLab walk), a PostgreSQL server (the gradebook of a big course; the tests start their own
+# throw-away instance) and bubblewrap (the grading kernel's sandbox).
 setup-system:
 	@missing=; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

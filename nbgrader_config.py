@@ -12,6 +12,7 @@ from pathlib import Path
 
 from llmcourse.grading.course import Course
 from llmcourse.grading.nbgrader_setup import tool_config
+from llmcourse.toolbox.mathjax import install_templates
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 course = Course.open(repo=Path(__file__).resolve().parent)
@@ -24,3 +25,8 @@ c.merge(tool_config(course))
 exchange = course.root / "exchange"
 exchange.mkdir(parents=True, exist_ok=True)
 c.Exchange.root = str(exchange)
+
+# formgrader's pages and feedback HTML load MathJax from a CDN, so offline every equation stays raw LaTeX and
+# formgrader's own script raises. MathJax comes from the pinned jupyter-server-mathjax instead, which every
+# Jupyter server serves (lib/llmcourse/toolbox/mathjax.py).
+install_templates()

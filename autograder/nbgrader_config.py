@@ -7,18 +7,24 @@ The changes from stock nbgrader, and why:
   from records the student's kernel emitted, against the reference computed here (design.md s.5).
 - Feedback drops hidden tests (ClearHiddenTests) and every output a student's own code printed
   (SanitizeFeedback), so neither hidden test source nor hidden inputs reach students.
-- Deleted test cells are put back (add_missing_cells), so deleting a test never skips it.
+- Deleted test cells are put back (add_missing_cells), so deleting a test never skips it; edited ones are
+  restored, with a warning only for real edits (RestoreTestCells: a released test cell lacks its hidden
+  tests by design, which stock nbgrader reports as "checksum has changed").
 """
 
-from llmcourse.grading.preprocessors import GradingExecute, SanitizeFeedback, TrustedChecks
+from llmcourse.grading.execute import GradingExecute
+from llmcourse.grading.preprocessors import RestoreTestCells, SanitizeFeedback, TrustedChecks
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
     GetGrades,
     IgnorePattern,
     LimitOutput,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
@@ -39,7 +45,14 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-c.OverwriteCells.add_missing_cells = True
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    RestoreTestCells,
+    CheckCellMetadata,
+]
+c.OverwriteCells.add_missing_cells = True  # RestoreTestCells is an OverwriteCells: it reads this too
 c.GradingExecute.timeout = 60  # seconds per cell
 c.GradingExecute.startup_timeout = 120
 

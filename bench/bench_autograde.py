@@ -7,10 +7,12 @@
             with an ungraded Shakespeare demo), so the parallelism alone is measured
   dask      ``llmcourse autograde --dask``: a Dask LocalCluster with 2 worker processes
 
-Prints seconds, submissions per minute and the speed-up over the baseline. The issue's aim: ours at
-least 1.7x the baseline on a 2-core machine.
+Prints seconds, submissions per minute, the speed-up over the baseline and the machine's load average
+(the figures mean little on a shared machine). The aims (issue 18, a 2-core machine): ours at least 3x the
+baseline, ``--run-all-cells`` at least 1.8x (2x is the ceiling: every cell runs in both, so only the
+parallelism counts).
 
-Run: python bench/bench_autograde.py [N]
+Run: python bench/bench_autograde.py [N] [--no-dask]
 """
 
 from __future__ import annotations
@@ -79,27 +81,35 @@ def ours(work: Path, subs: Path, env: dict, name: str, extra: list[str]) -> floa
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 40
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cgroups), not the machine's
+    workers = ["--workers", str(cores)]
+    load_before = os.getloadavg()
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         subs = work / "submissions"
         make_class(subs, n)
-        times = {
-            "plain nbgrader autograde (sequential)": plain_nbgrader(work, subs, env),
-            f"llmcourse autograde ({os.cpu_count()} workers)": ours(work, subs, env, "ours", []),
-            f"llmcourse autograde --run-all-cells ({os.cpu_count()} workers)": ours(
-                work, subs, env, "all", ["--run-all-cells"]
+        rows = [  # (what, seconds, aim: the issue's speed-up over the baseline, or None)
+            ("plain nbgrader autograde (sequential)", plain_nbgrader(work, subs, env), None),
+            (f"llmcourse autograde ({cores} workers)", ours(work, subs, env, "ours", workers), 3.0),
+            (
+                f"llmcourse autograde --run-all-cells ({cores} workers)",
+                ours(work, subs, env, "all", ["--run-all-cells", *workers]),
+                1.8,
             ),
-            "llmcourse autograde --dask (LocalCluster, 2 workers)": ours(
-                work, subs, env, "dask", ["--dask", "--workers", "2"]
-            ),
-        }
-    base = next(iter(times.values()))
-    print(f"autograde {n} submissions of {A} on {os.cpu_count()} cores")
-    print(f"{'grader':<55} {'time (s)':>9} {'subs/min':>9} {'vs baseline':>12}")
-    for name, seconds in times.items():
-        print(f"{name:<55} {seconds:>9.1f} {60 * n / seconds:>9.1f} {base / seconds:>11.2f}x")
+        ]
+        if "--no-dask" not in sys.argv:
+            dask = ours(work, subs, env, "dask", ["--dask", "--workers", "2"])
+            rows.append(("llmcourse autograde --dask (LocalCluster, 2 workers)", dask, None))
+    base = rows[0][1]
+    load = ", ".join(f"{a:.1f} -> {b:.1f}" for a, b in zip(load_before, os.getloadavg()))
+    print(f"autograde {n} submissions of {A} on {cores} cores; load average (1, 5, 15 min), start -> end: {load}")
+    print(f"{'grader':<55} {'time (s)':>9} {'subs/min':>9} {'vs baseline':>12} {'aim':>6}")
+    for name, seconds, aim in rows:
+        line = f"{name:<55} {seconds:>9.1f} {60 * n / seconds:>9.1f} {base / seconds:>11.2f}x"
+        print(line + (f" {aim:>5.1f}x" if aim else ""))
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python bench/bench_training.py [--steps 20] [--rounds 3] [--threads 1] [--batch-size 32]
     python bench/bench_training.py --regenerate      # retrain the shipped checkpoint and compare
+    python bench/bench_training.py --regenerate reviews   # the same for checkpoints/reviews_gpt.pt (unit 07)
 
 The model is the shipped checkpoint's shape (GPT, 4 layers, width 96, 4 heads, context 64, vocabulary
 512) and the batch 32 windows of 64 tokens of random ids, on the CPU (or CUDA when present). One training
@@ -23,6 +24,8 @@ without position embeddings, PaLM's count of training FLOPs per token).
 
 --regenerate runs ``python -m llmcourse.training`` (the whole 600-step run, a few CPU minutes) into a
 temporary file and compares its validation loss with the shipped checkpoint's: within 2% passes.
+``--regenerate reviews`` does the same with ``python -m llmcourse.toolbox.reviews`` (``reviews_gpt.pt``,
+about 7 minutes on an idle 2-core machine).
 Timings are wall clock, for comparison on one machine, never asserts.
 """
 
@@ -46,7 +49,6 @@ from llmcourse.training import main as train_main
 from llmcourse.transformer import GPT, GPTConfig, default_device, to_hf_gpt2
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKPOINT = REPO / "checkpoints" / "shakespeare_gpt.pt"
 
 
 def sync(device: torch.device) -> None:
@@ -178,19 +180,25 @@ def bench(args) -> int:
     return 0
 
 
-def regenerate() -> int:
-    _, _, shipped = load_pretrained(CHECKPOINT)
+def regenerate(which: str) -> int:
+    """Retrain a shipped checkpoint with its own command into a temporary file; its validation loss within 2%."""
+    if which == "reviews":
+        from llmcourse.toolbox.reviews import main as command
+    else:
+        command = train_main
+    path = REPO / "checkpoints" / f"{which}_gpt.pt"
+    _, _, shipped = load_pretrained(path)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "regenerated.pt"
         t0 = time.perf_counter()
-        train_main(["--out", str(out), "--quiet"])
+        command(["--out", str(out), "--quiet"])
         _, _, again = load_pretrained(out)
     a, b = shipped["meta"]["val_loss"], again["meta"]["val_loss"]
     rel = abs(b - a) / a
     verdict = "PASS" if rel <= 0.02 else "FAIL"
     print(
-        f"{verdict}: regenerated validation loss {b:.4f} vs shipped {a:.4f} ({rel:.2%} apart, limit 2%); "
-        f"{time.perf_counter() - t0:.0f} s"
+        f"{verdict}: {path.name} regenerated validation loss {b:.4f} vs shipped {a:.4f} ({rel:.2%} apart, "
+        f"limit 2%); {time.perf_counter() - t0:.0f} s"
     )
     return 0 if verdict == "PASS" else 1
 
@@ -201,11 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--regenerate", action="store_true", help="retrain the shipped checkpoint (minutes) and compare")
+    ap.add_argument(
+        "--regenerate",
+        nargs="?",
+        const="shakespeare",
+        choices=["shakespeare", "reviews"],
+        help="retrain a shipped checkpoint (minutes): shakespeare_gpt.pt (default) or reviews_gpt.pt, and compare",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.regenerate:
-        return regenerate()
+        return regenerate(args.regenerate)
     return bench(args)
 
 

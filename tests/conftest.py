@@ -41,6 +41,9 @@ BATCHES = {
     "tests/grading/test_grading.py": "module",
     "tests/grading/test_nbgrader_tools.py": "module",
     "tests/grading/test_manual_grading.py": "module",
+    "tests/grading/test_bundle.py": "module",
+    "tests/grading/test_incremental_training.py": "module",
+    "tests/grading/test_exchange.py": "module",
     "tests/grading/test_every_assignment.py": "per_param",
 }
 

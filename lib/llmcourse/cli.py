@@ -7,11 +7,15 @@ llmcourse collect ASSIGNMENT EXPORT.zip   import an LMS export into submitted/
 llmcourse feedback ASSIGNMENT          HTML per student, no hidden tests or inputs
 llmcourse integrity ASSIGNMENT         similar pairs and copies of the reference (winnowing)
 llmcourse export [--out grades.csv]
+llmcourse bundle OUT --through NN [--release-keys 01,02]   what students receive (lectures, releases, a wheel)
+
+A student's package (``llmcourse bundle``) holds ``validate`` and none of the instructor commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -162,6 +166,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bundle(args) -> int:
+    from .grading.bundle import build
+
+    course = _course(args)
+    seed_file = course.root / ".grading_seed"
+    seed = int(seed_file.read_text().strip()) if seed_file.exists() else None
+    keys = [k for item in args.release_keys or [] for k in item.split(",") if k.strip()]
+    try:
+        out = build(course.repo, Path(args.out), args.through, keys, seed=seed, force=args.force)
+    except ValueError as e:
+        raise PipelineError(str(e)) from None
+    info = json.loads((out / "BUNDLE.json").read_text())
+    print(f"student distribution in {out} (scanned: no solutions, hidden tests, seed or withheld answer keys)")
+    print(f"units {', '.join(info['units'])}; answer keys released: {', '.join(info['released_keys']) or 'none'}")
+    for notebook, keys in info["needs_withheld_keys"].items():
+        print(f"warning: {notebook} imports {', '.join(keys)}, withheld here: students cannot run it", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmcourse", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -242,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export all grades as CSV")
     p.add_argument("--out", default="grades.csv")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "bundle", help="build what students receive: lectures, releases and a package without unreleased answer keys"
+    )
+    p.add_argument("out", help="folder to write (new or empty, or a previous bundle with --force)")
+    p.add_argument("--through", required=True, help="last unit handed out: a number or name (05, 05b, 04_attention)")
+    p.add_argument(
+        "--release-keys",
+        action="append",
+        metavar="UNITS",
+        help="units whose answer keys students may have, comma-separated (01,02 or tokenization); repeatable",
+    )
+    p.add_argument("--force", action="store_true", help="replace a previous bundle in OUT")
+    p.set_defaults(func=cmd_bundle)
     return parser
 
 
@@ -251,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except PipelineError as e:
         print(f"llmcourse {args.command}: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("llmcourse.grading."):
+            raise
+        # a student's package (llmcourse bundle) holds only the student-side commands
+        print(
+            f"llmcourse {args.command}: an instructor command, not part of the student package ({e.name} is missing)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -29,9 +29,15 @@ The pieces, smallest first:
 5. **Learning curves.** :func:`learning_curve`: held-out accuracy against the number of labelled
    examples (16, 64, 256, ...), for each regime.
 
+Which backbone? ``checkpoints/reviews_gpt.pt`` is the course GPT after Task 1 on 25,000 IMDB reviews
+(``python -m llmcourse.toolbox.reviews``; give it text through ``toolbox.reviews.normalize``),
+``checkpoints/shakespeare_gpt.pt`` the one of unit 06. At the course's CPU budget (2.5 M tokens of
+pretraining) neither beats its from-scratch twin on Task 2 by more than the noise (the numbers are in
+``checkpoints/README.md``); the real pretrained all-MiniLM-L6-v2 (:class:`EncoderBody`) does, by 30 points.
+
 Usage::
 
-    gpt, tok = load_decoder("checkpoints/shakespeare_gpt.pt")
+    gpt, tok = load_decoder("checkpoints/reviews_gpt.pt")
     train, test = split(load_reviews("rotten_tomatoes"), n_test=400, seed=0)
     ids, mask = encode(tok, [r.text for r in train], block_size=gpt.config.block_size)
     model = Classifier(DecoderBody(gpt), gpt.config.n_embd, n_classes=2, pooling="last")
@@ -278,7 +284,7 @@ class Classifier(nn.Module):
 
 
 def load_decoder(path: str | Path, expected: GPTConfig | None = None) -> tuple[GPT, object]:
-    """(GPT in eval mode, its tokenizer) from a unit-06 checkpoint (``checkpoints/shakespeare_gpt.pt``).
+    """(GPT in eval mode, its tokenizer) from a shipped checkpoint (``checkpoints/reviews_gpt.pt``, ``shakespeare_gpt.pt``).
 
     ``expected``: the configuration the caller built for (e.g. a classifier saved earlier); a
     checkpoint of another configuration is refused with the fields that differ.

@@ -71,6 +71,7 @@ __all__ = [
     "merge",
     "train_merges_naive",
     "train_merges",
+    "train_merges_incremental",
     "build_vocab",
     "encode",
     "decode",
@@ -262,6 +263,11 @@ def train_merges(text: str, vocab_size: int, pattern: str | None = GPT4_SPLIT_PA
         merges[pair] = idx
         _apply_merge(pair, idx, words, freqs, counts, where, heap)
     return merges
+
+
+# Assignment 01 asks for the fast trainer twice: part 3 for the merges (checked as `train_merges`), part 7
+# for the merges *and* the speed of counting incrementally (checked as `train_merges_incremental`).
+train_merges_incremental = train_merges
 
 
 # ----------------------------------------------------------------------------------------------

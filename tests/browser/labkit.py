@@ -61,11 +61,25 @@ def free_port() -> int:
 class Lab:
     """A JupyterLab server started by ``make``'s command line, serving ``root`` (None: as written)."""
 
-    def __init__(self, target: str, state: Path, root: Path | None = None, course_dir: Path | None = None):
+    def __init__(
+        self,
+        target: str,
+        state: Path,
+        root: Path | None = None,
+        course_dir: Path | None = None,
+        home: Path | None = None,
+    ):
+        """``target``: a Makefile target, or ``"hub"``: a student's server on a JupyterHub, ``jupyter lab``
+        started in their ``home`` (its working folder and HOME), which holds their nbgrader_config.py."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        state.mkdir(parents=True, exist_ok=True)
         self.log_path = state / f"lab-{target}-{self.port}.log"
-        command = make_command(target)
+        if target == "hub":
+            assert home is not None, "a hub server runs in a student's home"
+            command, root = f"{shlex.quote(VENV_BIN)}/jupyter lab --notebook-dir={shlex.quote(str(home))}", None
+        else:
+            command = make_command(target)
         if root is not None:
             command, n = re.subn(r"--notebook-dir=\S+", f"--notebook-dir={shlex.quote(str(root))}", command)
             assert n == 1, f"no --notebook-dir in {command}"
@@ -81,6 +95,8 @@ class Lab:
         env["IPYTHONDIR"] = str(state / "ipython")
         if course_dir is not None:
             env["LLMCOURSE_COURSE_DIR"] = str(course_dir)
+        if home is not None:
+            env["HOME"] = str(home)
         settings = state / "cfg/lab/user-settings/@jupyterlab"
         for name, value in [
             ("apputils-extension/notification", {"fetchNews": "false"}),  # no "get news?" toast on screenshots
@@ -91,7 +107,7 @@ class Lab:
         self.command = command
         self.proc = subprocess.Popen(
             ["bash", "-c", command],
-            cwd=REPO,  # `make` runs recipes in the repository: nbgrader_config.py is read from here
+            cwd=home or REPO,  # `make` runs recipes in the repository: nbgrader_config.py is read from here
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "w"),

@@ -314,7 +314,7 @@ def test_a_tas_formgrader_has_no_error_banner(browser, tmp_path, target):
         screenshot(page, "6-formgrader")
         assert banners.count() == 0, banners.all_inner_texts()
         assert lab.api("/courses").get("success")
-        assert page.external == [] or all("mathjax" in u.lower() for u in page.external), page.external
+        assert page.external == [], page.external  # MathJax too comes from the machine (toolbox/mathjax.py)
     finally:
         page.close()
         lab.stop()

@@ -21,10 +21,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_submission, run_cli, solution_code
+from conftest import REPO, make_submission, manifest, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
-FULL, DECODE = 15.0, 2.0
+FULL = sum(part.points for part in manifest(A).parts)  # the point table of the solution notebook's test cells
+DECODE = 2.0
 WRONG_DECODE = "def decode(ids, vocab):\n    return ''\n"
 
 
@@ -93,6 +94,131 @@ def test_resubmission_is_regraded(tmp_path):
     make_submission(subs, "r00_release", A, NB, solution_code(A, NB))  # the student fixed it
     run_cli("autograde", A, "--submissions", str(subs), course_dir=course)
     assert exported(course) == {"r00_release": FULL}
+
+
+def _processes() -> dict[int, tuple[int, str, bytes]]:
+    """pid -> (parent pid, command line, environment) of every process this user can read."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                ppid = int(next(line.split()[1] for line in f if line.startswith("PPid:")))
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read()
+        except (OSError, StopIteration, ValueError):
+            continue
+        out[int(name)] = (ppid, cmdline, environ)
+    return out
+
+
+def _grade_watching(args, course, marker, kill_at=(), kill_run=False) -> tuple[int, list[int]]:
+    """Run ``llmcourse autograde`` (marked with ``marker`` in its environment, so only its own processes are
+    ever touched) and watch its grading workers start kernels; when the n-th kernel (n in ``kill_at``)
+    appears, SIGKILL the worker that started it, as a student's cell that signals its grader would (or,
+    ``kill_run``, the ``llmcourse autograde`` process itself). Returns (exit code, the kernels' pids in order
+    of appearance)."""
+    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), LLMCOURSE_TEST_RUN=marker)
+    cmd = [sys.executable, "-m", "llmcourse.cli", "autograde", A, *args]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    tag = f"LLMCOURSE_TEST_RUN={marker}".encode()
+    kernels: list[int] = []
+    due: dict[int, float] = {}  # worker pid -> when to kill it: 2 s into its kernel, while that kernel runs
+    deadline = time.monotonic() + 900
+    while proc.poll() is None and time.monotonic() < deadline:
+        procs = _processes()
+        workers = {pid for pid, (_, cmd, env) in procs.items() if tag in env and "llmcourse.grading.worker" in cmd}
+        for pid, (ppid, cmd, _) in sorted(procs.items()):
+            if ppid in workers and "llmcourse.grading.kernel" in cmd and pid not in kernels:
+                kernels.append(pid)
+                if len(kernels) in kill_at:
+                    due[ppid] = time.monotonic() + 2
+        for worker, when in list(due.items()):
+            if time.monotonic() >= when:
+                os.kill(proc.pid if kill_run else worker, signal.SIGKILL)
+                del due[worker]
+        time.sleep(0.1)
+    if proc.poll() is None:
+        proc.kill()
+    return proc.wait(), kernels
+
+
+def test_a_submission_whose_grading_kills_its_worker_twice_is_failed_not_looped(tmp_path):
+    """A worker killed under a submission is replaced and the batch goes on; the submission is graded once
+    more, alone, and when its worker dies again it is recorded as failed with the reason (zero in the
+    gradebook). A rerun leaves it so without starting a kernel; ``--student X --force`` grades it again."""
+    import uuid
+
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    good = solution_code(A, NB)
+    make_submission(subs, "a_victim", A, NB, good)  # an honest notebook: only the kills make it fail
+    make_submission(subs, "b_solution", A, NB, good)
+    make_submission(subs, "c_wrong", A, NB, {**good, "decode": WRONG_DECODE})
+    run_cli("generate", A, "--no-update-repo", course_dir=course)
+    marker = uuid.uuid4().hex
+    # One worker grades in name order: a_victim (kernel 1, killed), b_solution (2), c_wrong (3), then
+    # a_victim again, alone (kernel 4, killed): exactly four kernels, never a fifth.
+    rc, kernels = _grade_watching(["--submissions", str(subs), "--workers", "1"], course, marker, kill_at=(1, 4))
+    assert rc == 0
+    assert len(kernels) == 4
+    report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert {s: (r["status"], r["score"]) for s, r in report.items()} == {
+        "a_victim": ("error", 0.0),
+        "b_solution": ("graded", FULL),
+        "c_wrong": ("graded", FULL - DECODE),
+    }
+    why = report["a_victim"]["messages"]
+    assert len(why) == 1 and "stopped the grader twice" in why[0] and "killed by SIGKILL" in why[0], why
+    assert "--student a_victim --force" in why[0]
+    assert exported(course) == {"a_victim": 0.0, "b_solution": FULL, "c_wrong": FULL - DECODE}
+
+    rc, kernels = _grade_watching([], course, marker)  # resume: nothing to grade, no kernel started
+    assert rc == 0 and kernels == []
+    again = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert again == report
+
+    rc, kernels = _grade_watching(["--student", "a_victim", "--force"], course, marker)  # asked explicitly
+    assert rc == 0 and len(kernels) == 1
+    assert exported(course) == {"a_victim": FULL, "b_solution": FULL, "c_wrong": FULL - DECODE}
+
+
+def test_a_submission_graded_when_the_whole_run_died_twice_is_failed_not_looped(tmp_path):
+    """The ``llmcourse autograde`` process itself is killed while one submission is graded (its workers and
+    kernels die with it). The resumed run grades everyone else, then that submission alone; killed again,
+    the third run records it as failed with the reason without starting a kernel."""
+    import uuid
+
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    good = solution_code(A, NB)
+    make_submission(subs, "a_victim", A, NB, good)
+    make_submission(subs, "b_solution", A, NB, good)
+    make_submission(subs, "c_wrong", A, NB, {**good, "decode": WRONG_DECODE})
+    run_cli("generate", A, "--no-update-repo", course_dir=course)
+    marker = uuid.uuid4().hex
+    one = ["--workers", "1"]
+    rc, kernels = _grade_watching(["--submissions", str(subs), *one], course, marker, kill_at=(1,), kill_run=True)
+    assert rc == -signal.SIGKILL and len(kernels) == 1
+    # resumed: b_solution (kernel 1), c_wrong (2), then a_victim alone (3), when the run is killed again
+    rc, kernels = _grade_watching(one, course, marker, kill_at=(3,), kill_run=True)
+    assert rc == -signal.SIGKILL and len(kernels) == 3
+    time.sleep(1)  # the killed run's workers and kernels die with it
+    assert not [pid for pid, (_, _, env) in _processes().items() if f"LLMCOURSE_TEST_RUN={marker}".encode() in env]
+    rc, kernels = _grade_watching(one, course, marker)
+    assert rc == 0 and kernels == []
+    report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert {s: (r["status"], r["score"]) for s, r in report.items()} == {
+        "a_victim": ("error", 0.0),
+        "b_solution": ("graded", FULL),
+        "c_wrong": ("graded", FULL - DECODE),
+    }
+    why = report["a_victim"]["messages"]
+    assert len(why) == 1 and "stopped the grader twice" in why[0] and "killed while it graded" in why[0], why
+    assert exported(course) == {"a_victim": 0.0, "b_solution": FULL, "c_wrong": FULL - DECODE}
 
 
 def _start(cmd, log):
@@ -185,6 +311,45 @@ def test_grading_on_a_dask_cluster_with_another_database(tmp_path, dask_cluster)
         .fetchall()
     )
     assert {s: float(v) for s, v in rows} == expected
+
+
+# A cell that connects to the Dask scheduler of the run grading it and asks a Dask worker to run code there,
+# outside the sandbox: it would write the marker file and keep a wrong answer. Safe while the sandbox is
+# broken: it only reaches this test's own cluster and writes only this test's file.
+DASK_ATTACK = """
+_found = []
+try:
+    import distributed
+    with distributed.Client("{address}", timeout=5) as _client:
+        _found.append("scheduler reached")
+        _client.run(lambda: open("{marker}", "w").write("ran on a Dask worker, outside the sandbox"))
+        _found.append("code ran on a worker")
+except Exception as _e:
+    print("no Dask:", type(_e).__name__)
+print("DASK-PROBE", _found)
+"""
+
+
+def test_a_kernel_cannot_reach_the_dask_scheduler_of_its_run(tmp_path, dask_cluster):
+    """With ``--dask tcp://...`` the kernel shares no network with the scheduler: nothing reached, no code
+    ran on a worker, and the honest answer after the probe keeps full marks (a wrong one replaces it if the
+    probe reached anything)."""
+    import nbformat
+
+    subs, course = tmp_path / "subs", tmp_path / "course"
+    marker = tmp_path / "ran-on-a-dask-worker"
+    good = solution_code(A, NB)
+    attack = DASK_ATTACK.format(address=dask_cluster, marker=marker)
+    wrong = "\n".join("    " + line for line in WRONG_DECODE.splitlines())
+    make_submission(subs, "control_solution", A, NB, good)
+    make_submission(subs, "dask_attack", A, NB, {**good, "decode": attack + good["decode"] + "\nif _found:\n" + wrong})
+    run_cli("autograde", A, "--submissions", str(subs), "--dask", dask_cluster, course_dir=course)
+    assert not marker.exists()
+    report = {r["student"]: r["score"] for r in json.loads((course / "reports" / f"{A}.json").read_text())}
+    assert report == {"control_solution": FULL, "dask_attack": FULL}
+    graded = course / "autograded" / "dask_attack" / A / f"{NB}.ipynb"
+    printed = [o.get("text", "") for c in nbformat.read(graded, as_version=4).cells for o in c.get("outputs", [])]
+    assert any("DASK-PROBE []" in t for t in printed), printed
 
 
 @pytest.fixture

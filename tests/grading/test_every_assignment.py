@@ -1,7 +1,9 @@
 """End to end through the CLI, for every assignment in solutions/: the solution scores full marks, the
 untouched release scores zero on every part, a submission wrong in exactly one part loses exactly that
-part, the basic cheats earn nothing on what they attack, and feedback for failing hidden tests says
-what failed but contains neither hidden test source nor hidden inputs (nbgrader #917, #1363).
+part, a part right on its visible cases and wrong on its hidden ones earns exactly its visible share
+(partial credit, the release's points table states it), the basic cheats earn nothing on what they
+attack, and feedback for failing hidden tests says what failed but contains neither hidden test source
+nor hidden inputs (nbgrader #917, #1363).
 On 04 and 05 the batch also holds "write it yourself" attacks (issue 18): answers that pass every check
 by calling the library function the part asks students to write, which only the grader's reading of
 the answer's source can catch.
@@ -129,6 +131,36 @@ WRITE_YOURSELF = {
 }
 FLAG = {"04_attention": "write_yourself_getattr", "05_transformer": "write_yourself_alias"}
 
+# The course's partial-credit rule, as the policy states it (autograder/policy.md, issue 9): a part whose
+# visible checks pass and whose hidden checks fail earns 40 % of its points.
+VISIBLE_SHARE = 0.4
+
+# Right wherever the student can see, wrong on every hidden case: the answer asks the check's own frame
+# (llmcourse.checks.checker.check, argument ``hidden``) which cases it is running, and raises on the hidden
+# ones. Works for any graded function or class, so every assignment's last part gets the same scenario.
+RIGHT_ON_VISIBLE_ONLY = """
+
+import sys as _sys
+
+
+def _hidden_check_running():
+    frame = _sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "check" and frame.f_locals.get("hidden") is True:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_right_{obj} = {obj}
+
+
+def {obj}(*args, **kwargs):
+    if _hidden_check_running():
+        raise RuntimeError("wrong on the hidden cases on purpose")
+    return _right_{obj}(*args, **kwargs)
+"""
+
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def graded(request, tmp_path_factory):
@@ -151,6 +183,7 @@ def graded(request, tmp_path_factory):
             "solution": good,
             "release": {},
             "wrong_last_part": {**good, cell: wrong},
+            "right_on_visible_only": {**good, cell: good[cell] + RIGHT_ON_VISIBLE_ONLY.format(obj=obj)},
             "cheat_import_reference": {
                 **good,
                 cell: f"from {module} import {attr} as _reference\n{obj} = _reference\n",
@@ -213,9 +246,39 @@ def test_one_broken_part_loses_exactly_its_points(graded, student):
     assert scores(graded, student) == full(graded, zero_last=True)
 
 
+def release_table(assignment: str, notebook: str) -> dict[str, tuple[float, float, float]]:
+    """grade_id -> (visible, hidden, points) as the release's points table states them to students."""
+    nb = nbformat.read(REPO / "assignments" / assignment / f"{notebook}.ipynb", as_version=4)
+    rows = {}
+    for cell in nb.cells:
+        for m in re.finditer(r"^\| \d+ \| `(\w+)` \|[^|]*\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", cell.source, re.M):
+            rows[m.group(1)] = (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+    return rows
+
+
+def test_right_on_visible_wrong_on_hidden_earns_exactly_the_visible_share(graded):
+    expected, promised = full(graded), {}
+    for nb_name, (_, parts, last_id) in graded["plan"].items():
+        last = next(p for p in parts if p.grade_id == last_id)
+        expected[last.key] = round(VISIBLE_SHARE * last.points, 2)
+        assert 0 < expected[last.key] < last.points
+        promised[last.key] = release_table(graded["assignment"], nb_name).get(last_id, (None,))[0]
+    assert scores(graded, "right_on_visible_only") == expected
+    assert promised == {key: expected[key] for key in promised}  # what the release's points table says
+
+
+def test_partial_credit_feedback_says_which_share_was_lost(graded):
+    course, assignment = graded["course"], graded["assignment"]
+    for nb_name in graded["plan"]:
+        page = course / "feedback" / "right_on_visible_only" / assignment / f"{nb_name}.html"
+        text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
+        assert "PARTIAL CREDIT" in text and "the hidden share" in text and "is lost" in text
+        assert "raised RuntimeError" in text  # the hidden failure, described generically
+
+
 def test_feedback_for_failing_hidden_tests_leaks_nothing(graded):
     course, assignment = graded["course"], graded["assignment"]
-    for student in ("release", "wrong_last_part"):
+    for student in ("release", "wrong_last_part", "right_on_visible_only"):
         for nb_name, (source, parts, _) in graded["plan"].items():
             page = course / "feedback" / student / assignment / f"{nb_name}.html"
             text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))

@@ -23,6 +23,7 @@ POINTS = {
     "test_decode": 2,
     "test_encode": 3,
     "test_gpt4_tokenizer": 3,
+    "test_train_merges_incremental": 3,
 }
 FULL = sum(POINTS.values())
 WRITTEN = 5  # three written answers (2 + 2 + 1 points), graded by hand in formgrader

@@ -1,19 +1,29 @@
 """Written questions: nbgrader's manually graded answer cells, end to end.
 
-Assignment 01 asks three written questions (markdown answer cells with nbgrader metadata
+Assignments 01, 04 and 05 ask written questions (markdown answer cells with nbgrader metadata
 ``solution=True, grade=True, points``; the rubric lives in the solution notebook only). Autograding
 must leave an answered question waiting for a person: no automatic score, ``needs_manual_grade`` set,
 the autograded total unchanged (an answer cell left as released gets 0 from nbgrader, with nothing to
-grade). Once an instructor grades one through nbgrader's gradebook (what formgrader's
-"manual grading" page writes), the grade reaches the export.
+grade). Then an instructor grades through formgrader itself, in a real ``jupyter server`` started from
+the repository (so with its ``nbgrader_config.py``): formgrader's REST API lists the submission's
+manually graded cells, shows the student's answer without the rubric, takes a score
+(``PUT /formgrader/api/grade/<id>``, what its manual-grading page sends) and both ``nbgrader export``
+and ``llmcourse export`` then show the new total. The server grading runs on assignment 01; 04's and
+05's questions go through the same cells and the same code (their autograded totals, with the
+questions at 0, are checked by test_every_assignment.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -22,13 +32,20 @@ from conftest import REPO, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 QUESTIONS = {"question_utf8": 2.0, "question_decode": 2.0, "question_special": 1.0}  # grade_id -> points
-AUTOGRADED = 15.0  # the test cells' points: parts 1-6
+AUTOGRADED = 18.0  # the test cells' points: parts 1-7
 STUDENT = "wanda"
 ANSWERS = {  # the student answers two of the three questions
     "question_utf8": "UTF-8 keeps ASCII at one byte per character: 'hello' is 5 bytes, 10 in UTF-16, 20 in UTF-32.",
     "question_decode": "An emoji is 4 bytes split over 3 tokens; decoded one by one each gives U+FFFD. Buffer bytes.",
 }
 pytestmark = pytest.mark.xdist_group("batch-manual-grading")
+# every assignment's written questions: (assignment, notebook) -> grade_id -> points
+WRITTEN = {
+    (A, NB): QUESTIONS,
+    ("04_attention", "attention"): {"question_memory": 2.0, "question_scale": 1.0},
+    ("05_transformer", "transformer"): {"question_prenorm": 1.0, "question_flops": 2.0},
+}
+BIN = Path(sys.executable).parent
 
 
 def manual_cells(path: Path) -> dict[str, nbformat.NotebookNode]:
@@ -40,14 +57,22 @@ def manual_cells(path: Path) -> dict[str, nbformat.NotebookNode]:
     return out
 
 
-def test_the_questions_are_manually_graded_cells_with_a_rubric_in_the_solution_only():
-    source = manual_cells(REPO / "solutions" / A / f"{NB}.ipynb")
-    release = manual_cells(REPO / "assignments" / A / f"{NB}.ipynb")
-    assert {k: float(c.metadata["nbgrader"]["points"]) for k, c in source.items()} == QUESTIONS
+@pytest.mark.parametrize("assignment, notebook", sorted(WRITTEN))
+def test_the_questions_are_manually_graded_cells_with_a_rubric_in_the_solution_only(assignment, notebook):
+    source = manual_cells(REPO / "solutions" / assignment / f"{notebook}.ipynb")
+    release = manual_cells(REPO / "assignments" / assignment / f"{notebook}.ipynb")
+    assert {k: float(c.metadata["nbgrader"]["points"]) for k, c in source.items()} == WRITTEN[assignment, notebook]
     for grade_id, cell in source.items():
         assert cell.cell_type == "markdown" and "Rubric" in cell.source, grade_id
         assert release[grade_id].cell_type == "markdown"
         assert release[grade_id].source.strip() == "YOUR ANSWER HERE", grade_id  # no rubric handed out
+    # each answer cell follows its question, a locked markdown cell the student cannot edit
+    cells = nbformat.read(REPO / "assignments" / assignment / f"{notebook}.ipynb", as_version=4).cells
+    for i, cell in enumerate(cells):
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in source:
+            question = cells[i - 1]
+            assert question.cell_type == "markdown" and question.metadata["nbgrader"]["locked"], i
+            assert "(written, " in question.source
 
 
 @pytest.fixture(scope="module")
@@ -98,18 +123,90 @@ def test_autograde_leaves_written_answers_to_a_person(course):
     assert float(row["max_score"]) == AUTOGRADED + sum(QUESTIONS.values())
 
 
-def test_a_manual_grade_reaches_the_export(course):
-    with gradebook(course) as gb:
-        grade = gb.find_grade("question_utf8", NB, A, STUDENT)
-        # what formgrader's grade handler does when an instructor types a score
-        grade.manual_score = 1.5
-        grade.needs_manual_grade = False
-        gb.db.commit()
+@contextlib.contextmanager
+def formgrader(course: Path, log: Path):
+    """A real ``jupyter server`` started from the repository (its nbgrader_config.py names the course), serving
+    the folder that holds the course (formgrader requires that); yields ``call(path, method, body)``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "llmcourse-manual-grading"
+    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    args = ["--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}"]
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [str(BIN / "jupyter"), "server", *args, f"--ServerApp.root_dir={course.parent}"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+        def call(path: str, method: str = "GET", body: dict | None = None, timeout: float = 60):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                method=method,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read().decode()
+            if path.startswith("/formgrader/api/"):  # JSON, though formgrader sends it as text/html
+                return json.loads(text)
+            return text
+
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    call("/api/status", timeout=5)
+                    break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                    time.sleep(0.5)
+            yield call
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def nbgrader_exported(course: Path) -> dict[str, str]:
+    """``nbgrader export`` itself, from the repository (its nbgrader_config.py), into a file of ours."""
+    out = course / "nbgrader_grades.csv"
+    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        [str(BIN / "nbgrader"), "export", f"--to={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [r for r in csv.DictReader(out.read_text().splitlines()) if r["student_id"] == STUDENT]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_an_instructor_grades_a_written_answer_in_formgrader(course, tmp_path):
+    with formgrader(course, tmp_path / "server.log") as call:
+        submissions = call(f"/formgrader/api/submitted_notebooks/{A}/{NB}")
+        mine = next(s for s in submissions if s["student"] == STUDENT)
+        assert mine["needs_manual_grade"] and mine["score"] == AUTOGRADED
+        grades = {g["name"]: g for g in call(f"/formgrader/api/grades?submission_id={mine['id']}")}
+        waiting = {name for name, g in grades.items() if g["needs_manual_grade"]}
+        assert waiting == set(ANSWERS)  # the answered questions, and nothing autograded
+        assert all(grades[q]["max_score"] == points for q, points in QUESTIONS.items())
+        # the page an instructor grades on shows the student's answers, never the rubric
+        page = call(f"/formgrader/submissions/{mine['id']}/")
+        assert all(answer.split(":")[0] in page for answer in ANSWERS.values())
+        assert "Rubric" not in page
+        # what formgrader's manual-grading page sends when the instructor types 1.5
+        graded = call(f"/formgrader/api/grade/{grades['question_utf8']['id']}", "PUT", {"manual_score": 1.5})
+        assert graded["manual_score"] == 1.5 and not graded["needs_manual_grade"]
+        mine = next(s for s in call(f"/formgrader/api/submitted_notebooks/{A}/{NB}") if s["student"] == STUDENT)
+        assert mine["score"] == AUTOGRADED + 1.5
+        assert mine["needs_manual_grade"]  # question_decode still waits for a person
     with gradebook(course) as gb:
         assert gb.find_grade("question_utf8", NB, A, STUDENT).score == 1.5
-        assert gb.find_submission(A, STUDENT).score == AUTOGRADED + 1.5
-        assert gb.find_submission(A, STUDENT).needs_manual_grade  # question_decode still waits
-    assert float(exported(course)["score"]) == AUTOGRADED + 1.5
+    for row in (exported(course), nbgrader_exported(course)):
+        assert float(row["score"]) == AUTOGRADED + 1.5
+        assert float(row["max_score"]) == AUTOGRADED + sum(QUESTIONS.values())
 
 
 def test_the_student_answer_is_what_the_instructor_grades(course):

@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
-FULL, DECODE, ENCODE = 15.0, 2.0, 3.0
+FULL, DECODE, ENCODE = 18.0, 2.0, 3.0
 CHANGES = {
     "solution": {},
     "wrong_decode": {"decode": "def decode(ids, vocab):\n    return ''\n"},

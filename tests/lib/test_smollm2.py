@@ -313,3 +313,18 @@ def test_unsupported_tokenizer(tmp_path):
     write_tiny_gguf(tmp_path / "tiny.gguf", tokenizer_model="llama")
     with pytest.raises(GGUFError, match="only byte-level BPE"):
         GGUFTokenizer.from_gguf(read_gguf(tmp_path / "tiny.gguf"))
+
+
+def test_hf_smollm2_hands_the_same_weights_to_hugging_faces_llama(ours):
+    """hf_smollm2 (the lectures' loader: our reading of the file, Hugging Face's model) gives our
+    Llama's logits: the same weights in the same places, q/k rows and fused matrices split right."""
+    from llmcourse.toolbox.smollm2 import hf_smollm2
+
+    model, tok = ours
+    hf, hf_tok, hp = hf_smollm2()
+    ids = torch.tensor([tok.encode("The dog chased the ball across the")])  # (1, T)
+    with torch.no_grad():
+        want, _ = model(ids)  # (1, T, V)
+        got = hf(ids).logits  # (1, T, V)
+    assert hp["n_layer"] == len(hf.model.layers) and hf_tok.vocab_size == hp["vocab_size"]
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

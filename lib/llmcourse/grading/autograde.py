@@ -5,6 +5,12 @@ skips students whose recorded result matches their files, and hands the rest to 
 (:mod:`llmcourse.grading.worker`): local threads by default, or Dask (a LocalCluster, or a scheduler
 address for a real cluster whose workers see the course directory). Every result is written as it
 arrives, and ``reports/<assignment>.json|csv`` at the end.
+
+No submission can end the batch or make it loop. A job whose worker died is graded again at the end,
+alone; dying alone as well marks it failed with the reason (:mod:`llmcourse.grading.worker`). A run that
+was itself killed leaves the attempts it had in flight written down: a resumed run grades those alone,
+after everyone else, and one that was already alone when the run died is recorded as failed, not graded
+a third time. Only ``--force`` (e.g. with ``--student``) grades such a submission again.
 """
 
 from __future__ import annotations
@@ -20,8 +26,16 @@ from pathlib import Path
 from .course import Course, GradingOptions, PipelineError
 from .nbgrader_setup import prepare_environment
 from .release import ensure_generated
-from .submission import StudentResult, fingerprint, import_submissions, load_result
-from .worker import Job, close_workers, run_worker
+from .submission import (
+    StudentResult,
+    fingerprint,
+    import_submissions,
+    load_result,
+    save_result,
+    stopped_twice,
+    unfinished_attempt,
+)
+from .worker import RETRY, Job, close_workers, run_worker
 
 Progress = Callable[[StudentResult, int, int], None]
 
@@ -77,21 +91,33 @@ def autograde(
                 sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir()) if submitted.exists() else []
             )
             chosen = students or everyone
-            results, todo = [], []
+            results, todo, suspects = [], [], []
             for student in chosen:
                 if student not in everyone:
                     results.append(StudentResult(student, "error", messages=[f"no submission for {assignment}"]))
                     continue
+                stamp = fingerprint(course, assignment, student)
                 old = load_result(course, assignment, student)
-                if old and not options.force and old.fingerprint == fingerprint(course, assignment, student):
+                unfinished = None if options.force else unfinished_attempt(course, assignment, student)
+                if old and not options.force and old.fingerprint == stamp:
                     old.status = "skipped" if old.status == "graded" else old.status
                     results.append(old)
+                elif unfinished and unfinished.fingerprint == stamp and unfinished.alone:
+                    why = "the grading run was killed while it graded this submission alone"
+                    results.append(stopped_twice(course, assignment, student, why, stamp))
+                    save_result(course, assignment, results[-1])
+                elif unfinished and unfinished.fingerprint == stamp:
+                    suspects.append(student)  # in flight when a run was killed: graded again, alone
                 else:
                     todo.append(student)
             for r in results:
                 progress and progress(r, len(results), len(chosen))
-            jobs = [Job(str(course.root), str(course.repo), course.db_url, assignment, s, options) for s in todo]
-            for result in _grade_all(jobs, {"PATH": os.environ["PATH"]}, options.workers, dask):
+
+            def job(student: str) -> Job:
+                return Job(str(course.root), str(course.repo), course.db_url, assignment, student, options)
+
+            env = {"PATH": os.environ["PATH"]}
+            for result in _grade_all([job(s) for s in todo], [job(s) for s in suspects], env, options.workers, dask):
                 results.append(result)
                 progress and progress(result, len(results), len(chosen))
             write_report(course, assignment)
@@ -100,9 +126,29 @@ def autograde(
             remove_stale_stages()
 
 
-def _grade_all(jobs: list[Job], env: dict, workers: int, dask: str | None) -> Iterator[StudentResult]:
-    if not jobs:
+def _grade_all(
+    jobs: list[Job], suspects: list[Job], env: dict, workers: int, dask: str | None
+) -> Iterator[StudentResult]:
+    """Grade ``jobs`` in parallel, then, one at a time with nothing else in flight, the jobs whose worker
+    died and the ``suspects`` (in flight when an earlier run was killed)."""
+    if not jobs and not suspects:
         return
+    with _pool(workers, dask, env) as (submit, as_completed):
+        by_student = {job.student: job for job in jobs}
+        again = []
+        for future in as_completed([submit(job, False) for job in jobs]):
+            result = future.result()
+            if result.status == RETRY:
+                again.append(by_student[result.student])
+            else:
+                yield result
+        for job in again + suspects:
+            yield submit(job, True).result()
+
+
+@contextlib.contextmanager
+def _pool(workers: int, dask: str | None, env: dict):
+    """(submit(job, alone) -> future, as_completed) of local worker threads or of Dask."""
     if dask:
         from distributed import Client, LocalCluster, as_completed
 
@@ -114,9 +160,7 @@ def _grade_all(jobs: list[Job], env: dict, workers: int, dask: str | None) -> It
             else None
         )
         with Client(cluster if cluster else dask) as client:
-            futures = [client.submit(run_worker, job, env, pure=False) for job in jobs]
-            for future in as_completed(futures):
-                yield future.result()
+            yield (lambda job, alone: client.submit(run_worker, job, env, alone, pure=False)), as_completed
         if cluster:
             cluster.close()
             close_workers()  # a LocalCluster's workers are threads of this process
@@ -124,9 +168,7 @@ def _grade_all(jobs: list[Job], env: dict, workers: int, dask: str | None) -> It
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_worker, job, env) for job in jobs]
-        for future in as_completed(futures):
-            yield future.result()
+        yield (lambda job, alone: pool.submit(run_worker, job, env, alone)), as_completed
     close_workers()
 
 

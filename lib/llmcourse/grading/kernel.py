@@ -1,29 +1,30 @@
 """The IPython kernel that runs student notebooks while grading.
 
-It differs from a normal ``python3`` kernel in what the student's code can reach:
+A grading kernel is untrusted code. It differs from a normal ``python3`` kernel in what that code can reach.
+What to block depends on the assignment: the kernel reads the policy the pipeline wrote for it
+(``<course>/.llmcourse/kernel/<assignment>.json``, the assignment being the name of the folder nbgrader runs
+the notebook in) before any student code runs; see :func:`load_policy`.
 
-What to block and hide depends on the assignment: the kernel reads the policy the pipeline wrote for
-it (``<course>/.llmcourse/kernel/<assignment>.json``, the assignment being the name of the folder
-nbgrader runs the notebook in) before any student code runs; see :func:`load_policy`.
-
-1. **Answer key unavailable.** The assignment's reference modules (the policy's ``blocked``,
-   e.g. ``llmcourse.tokenization``) cannot be imported, so wrapping the reference earns nothing.
-2. **Sandbox** (``LLMCOURSE_SANDBOX=1``, Linux): the kernel starts inside its own user and mount
-   namespaces (``unshare -Urm``, no privileges needed). There it hides paths
-   (the policy's ``hide``: the reference source files, solutions, tests, git history, the whole course
-   directory with the gradebook and other students' work), makes the file system read-only except
-   its own working copy and a private /tmp, then drops every capability, so it cannot undo any of it.
-   Reading the reference source from disk, writing into the gradebook or into another student's
-   folder all fail.
-3. **Limits**: an address-space cap (``LLMCOURSE_MEMORY_LIMIT_MB``) turns a memory bomb into a
-   MemoryError in that cell, a file-size cap stops disk floods, and the kernel dies with the grader
-   (``PR_SET_PDEATHSIG``) so nothing outlives a killed batch.
+1. **Answer key unavailable.** The assignment's reference modules (the policy's ``blocked``, e.g.
+   ``llmcourse.tokenization``) cannot be imported, and inside the sandbox their source and bytecode files
+   read as empty (the policy's ``hide``), so wrapping or exec-ing the reference earns nothing.
+2. **Sandbox** (``LLMCOURSE_SANDBOX=1``): stage 1 (trusted code, before any student code) re-executes the
+   kernel under bubblewrap (:mod:`llmcourse.grading.sandbox`): its own PID namespace (it sees and signals
+   only its own processes), a network namespace with nothing in it (no service on 127.0.0.1: the grader
+   talks to it over Unix sockets in its stage folder), no capabilities, and an allow-listed file system
+   (system files, the interpreter and packages read-only; its working copy, its stage folder and a private
+   /tmp read-write; nothing else: not the host's /tmp, the submissions, the course, home directories, the
+   repository's solutions and history). No ``bwrap``, or a kernel started without its stage folder: the
+   kernel refuses to start. It never runs student code unsandboxed when the sandbox was asked for.
+3. **Limits**: an address-space cap (``LLMCOURSE_MEMORY_LIMIT_MB``) turns a memory bomb into a MemoryError in
+   that cell, a file-size cap stops disk floods, printed output is capped, and the kernel dies with the
+   grader (``PR_SET_PDEATHSIG``; bwrap's ``--die-with-parent``) so nothing outlives a killed batch.
 
 ``LLMCOURSE_GRADING=1`` tells :func:`llmcourse.checks.checker.check` to emit records and compare nothing.
 
-Usage (kernelspec argv)::
+Usage (kernelspec argv; the grader passes a connection file inside a fresh stage folder)::
 
-    unshare -Urm --propagation private python -m llmcourse.grading.kernel -f {connection_file}
+    python -m llmcourse.grading.kernel -f {connection_file}
 """
 
 from __future__ import annotations
@@ -34,9 +35,21 @@ import json
 import os
 import resource
 import signal
-import subprocess
 import sys
-import tempfile
+
+# the grader cleans up stage folders through this module (autograde.py, the tests)
+from .sandbox import (
+    INSTALL_BWRAP,
+    STAGE_PREFIX,
+    bwrap,
+    remove_stale_stages,
+    sandbox_argv,
+    sandbox_env,
+    stage_of,
+    stage_pid,
+)
+
+__all__ = ["AnswerKeyBlocker", "STAGE_PREFIX", "load_policy", "main", "remove_stale_stages", "stage_pid"]
 
 
 class AnswerKeyBlocker(importlib.abc.MetaPathFinder):
@@ -84,56 +97,7 @@ def load_policy() -> dict:
         ) from None
 
 
-# --------------------------------------------------------------------------- stage 1: the sandbox
-
-STAGE_PREFIX = "llmcourse-kernel-"
-
-
-def stage_pid(name: str) -> int | None:
-    """The kernel pid in a stage folder's name (``llmcourse-kernel-<pid>-xxxx``), or None."""
-    pid = name[len(STAGE_PREFIX) :].split("-")[0] if name.startswith(STAGE_PREFIX) else ""
-    return int(pid) if pid.isdigit() else None
-
-
-def remove_stale_stages() -> int:
-    """Remove the empty stage folders that finished kernels left in the temporary directory (a kernel
-    cannot remove its own: its file system is read-only). Only folders of processes that are gone:
-    removing a live kernel's mount point would detach its mounts. Returns how many were removed."""
-    removed = 0
-    tmp = tempfile.gettempdir()
-    for name in os.listdir(tmp):
-        pid = stage_pid(name)
-        if pid is None:
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # still running (or the pid was reused: leave it)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        try:
-            os.rmdir(os.path.join(tmp, name))
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True)
-
-
-def _read_only_everywhere(except_under: str) -> None:
-    """Remount every mount read-only (one remount covers one mount), except the kernel's own stage."""
-    with open("/proc/self/mounts") as f:
-        targets = [line.split()[1].encode().decode("unicode_escape") for line in f]
-    for target in targets:
-        if target == except_under or target.startswith(except_under + "/"):
-            continue
-        subprocess.run(["mount", "-o", "remount,bind,ro", target], capture_output=True)
-    # the root must be read-only, or nothing above means anything
-    _mount("-o", "remount,bind,ro", "/")
+# --------------------------------------------------------------------------- stage 1: into the sandbox
 
 
 def _connection_file(argv: list[str]) -> int:
@@ -141,51 +105,25 @@ def _connection_file(argv: list[str]) -> int:
 
 
 def enter_sandbox(argv: list[str], policy: dict) -> None:
-    """Runs as root of a fresh user+mount namespace; ends by exec'ing stage 2 without privileges."""
-    work = os.getcwd()
-    i = _connection_file(argv)
-    connection = open(argv[i]).read()
-    stage = tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-")  # the pid lets the grader clean up
-    _mount("--make-rprivate", "/")
-    _mount("-t", "tmpfs", "-o", "size=512m", "tmpfs", stage)
-    os.makedirs(f"{stage}/work")
-    os.makedirs(f"{stage}/tmp")
-    _mount("--bind", work, f"{stage}/work")
-    for path in filter(None, policy["hide"]):
-        if os.path.isdir(path):
-            _mount("-t", "tmpfs", "-o", "size=1m,mode=0555", "tmpfs", path)
-        elif os.path.exists(path):
-            _mount("--bind", "/dev/null", path)
-    _read_only_everywhere(except_under=stage)
-    argv = list(argv)
-    argv[i] = f"{stage}/tmp/connection.json"
-    with open(argv[i], "w") as f:
-        f.write(connection)
-    os.chdir(f"{stage}/work")
-    env = dict(
-        os.environ,
-        TMPDIR=f"{stage}/tmp",
-        IPYTHONDIR=f"{stage}/tmp/ipython",
-        MPLCONFIGDIR=f"{stage}/tmp/matplotlib",
-        LLMCOURSE_SANDBOX="entered",
-        LLMCOURSE_BLOCKED_MODULES=",".join(policy["blocked"]),
-    )  # the policy file is hidden now
-    os.execvpe(
-        "setpriv",
-        [
-            "setpriv",
-            "--bounding-set=-all",
-            "--inh-caps=-all",
-            "--ambient-caps=-all",
-            "--no-new-privs",
-            "--",
-            sys.executable,
-            "-m",
-            "llmcourse.grading.kernel",
-            *argv,
-        ],
-        env,
-    )
+    """Stage 1 (no student code yet): exec stage 2 inside bubblewrap. Does not return."""
+    if bwrap() is None:
+        raise SystemExit(f"llmcourse grading kernel: {INSTALL_BWRAP}")
+    stage = stage_of(argv[_connection_file(argv)])
+    # stage 2 learns the policy from its environment: the policy file is not in the sandbox
+    env = sandbox_env(LLMCOURSE_SANDBOX="entered", LLMCOURSE_BLOCKED_MODULES=",".join(policy["blocked"]))
+    command = [sys.executable, "-m", "llmcourse.grading.kernel", *argv]
+    full = sandbox_argv(command, os.getcwd(), stage, policy["hide"])
+    # bwrap's --die-with-parent takes effect only once bwrap has started; a grader killed before that would
+    # leave bwrap and its kernel orphaned. PR_SET_PDEATHSIG (= 1) survives execve, so set it now, then make
+    # sure the grader did not die before it was set.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if parent.isdigit() and os.getppid() != int(parent):
+        raise SystemExit("llmcourse grading kernel: the grader that started it is gone")
+    os.execve(full[0], full, env)
 
 
 # --------------------------------------------------------------------------- stage 2: the kernel

@@ -6,7 +6,9 @@ Three things must agree wherever a notebook is graded (``llmcourse``, ``nbgrader
    not JUPYTER_PATH, so a JupyterLab on the same machine never offers it to students (in it, visible
    tests emit records and print no PASS or FAIL).
 2. **The kernel policies** (``<course>/.llmcourse/kernel/<assignment>.json``): the answer-key modules to
-   block and the paths to hide, read by :mod:`llmcourse.grading.kernel` before any student code runs.
+   block and the files to mask, read by :mod:`llmcourse.grading.kernel` before any student code runs. The
+   sandbox (bubblewrap) is an allow-list: what it does not bind in does not exist for the kernel; the
+   masks only matter for what lies inside the trees it binds (the answer keys next to the toolbox).
 3. **The Config**: ``autograder/nbgrader_config.py`` (preprocessors) plus this course's paths, seed
    and limits.
 """
@@ -15,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,15 +31,17 @@ def autograder_config(course: Course) -> Path:
 
 
 def sandbox_available() -> bool:
-    """Unprivileged user + mount namespaces work here (Linux with util-linux's unshare/setpriv)."""
-    if not sys.platform.startswith("linux") or not (shutil.which("unshare") and shutil.which("setpriv")):
-        return False
-    probe = subprocess.run(["unshare", "-Urm", "--propagation", "private", "true"], capture_output=True)
-    return probe.returncode == 0
+    """The grading sandbox (bubblewrap: own PID, network, user and mount namespaces) runs here: the
+    interpreter was started in it once (see :func:`llmcourse.grading.sandbox.sandbox_problem` for why not)."""
+    from .sandbox import sandbox_problem
+
+    return not sandbox_problem()
 
 
 def hidden_paths(course: Course, assignment: str) -> list[str]:
-    """What the student's kernel must not see: answer keys, solutions, tests, history, the course."""
+    """What the student's kernel must not see: answer keys (their source; the sandbox masks their bytecode
+    folder too), and, should the sandbox ever bind a tree holding them, solutions, tests, history and the
+    course."""
     import importlib.util
 
     from jupyter_core.paths import jupyter_runtime_dir
@@ -89,11 +91,18 @@ def venv_bin_on_path() -> None:
 
 def prepare_environment(course: Course, options: GradingOptions | None = None) -> None:
     """alembic on PATH; the grading kernelspec and the policies of every assignment written."""
+    from ..toolbox.mathjax import install_templates
+
     options = options or GradingOptions()
     venv_bin_on_path()
+    install_templates()  # feedback HTML typesets equations with the installed MathJax, never a CDN
     spec_dir = course.root / ".kernels" / "kernels" / GRADING_KERNEL
     spec_dir.mkdir(parents=True, exist_ok=True)
     sandbox = sandbox_available() if options.sandbox is None else options.sandbox
+    if sandbox and not sandbox_available():  # asked for explicitly: never grade without it
+        from .sandbox import sandbox_problem
+
+        raise PipelineError(f"cannot grade in the sandbox: {sandbox_problem()}")
     write_kernel_policies(course, sandbox)
     env = {
         "LLMCOURSE_GRADING": "1",
@@ -105,10 +114,16 @@ def prepare_environment(course: Course, options: GradingOptions | None = None) -
         "PYTHONDONTWRITEBYTECODE": "1",
         "MPLBACKEND": "Agg",
     }
+    # The kernel enters its sandbox itself (kernel.py, stage 1). Interrupts travel as messages: in a new
+    # session and PID namespace, a signal to the process the grader started would not reach the kernel.
     argv = [sys.executable, "-m", "llmcourse.grading.kernel", "-f", "{connection_file}"]
-    if sandbox:
-        argv = ["unshare", "-Urm", "--propagation", "private"] + argv
-    spec = {"argv": argv, "display_name": "llmcourse grading", "language": "python", "env": env}
+    spec = {
+        "argv": argv,
+        "display_name": "llmcourse grading",
+        "language": "python",
+        "interrupt_mode": "message",
+        "env": env,
+    }
     write_atomic(spec_dir / "kernel.json", json.dumps(spec, indent=1))
 
 
@@ -121,7 +136,8 @@ def nbgrader_config(course: Course, options: GradingOptions | None = None):
     config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.db_url = course.gradebook_url
-    config.TrustedChecks.seed = course.seed()
+    course.seed()  # made once per course; TrustedChecks reads it from the file, formgrader never shows it
+    config.TrustedChecks.seed_file = str(course.root / ".grading_seed")
     config.TrustedChecks.forbidden = options.forbidden
     config.GradingExecute.kernel_name = GRADING_KERNEL
     config.GradingExecute.kernel_dirs = [str(course.root / ".kernels" / "kernels")]

@@ -78,7 +78,8 @@ def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], 
         for p in folder.rglob("*")
         if p.is_file()
         and p.name not in expected
-        and p.name not in ("timestamp.txt", EXPECTED_FILE)  # EXPECTED_FILE comes with the release
+        and p.name
+        not in ("timestamp.txt", "submission_secret.txt", EXPECTED_FILE)  # EXPECTED_FILE comes with the release
         and ".ipynb_checkpoints" not in p.parts
     )
     if extra:
@@ -141,6 +142,59 @@ def save_result(course: Course, assignment: str, result: StudentResult) -> None:
     path = _result_path(course, assignment, result.student)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(dataclasses.asdict(result), indent=1))
+    end_attempt(course, assignment, result.student)  # the attempt finished: its result is saved
+
+
+# --------------------------------------------------------------------------- attempts
+# A submission whose grading kills its grader (the worker, or the whole batch) leaves no result. So that
+# a resumed batch cannot loop on it, every attempt is written down *before* it starts and removed when
+# its result is saved: a record found at the start of a run is an attempt that never finished.
+
+STOPPED_TWICE = "grading this submission stopped the grader twice"
+
+
+@dataclasses.dataclass
+class Attempt:
+    fingerprint: str  # of the submitted files being graded
+    alone: bool  # graded with nothing else in flight: if the grader died, this submission did it
+    why: str = ""  # how the previous attempt ended, when it is known
+
+
+def _attempt_path(course: Course, assignment: str, student: str) -> Path:
+    return course.root / ".llmcourse" / "attempts" / assignment / f"{student}.json"
+
+
+def start_attempt(course: Course, assignment: str, student: str, attempt: Attempt) -> None:
+    path = _attempt_path(course, assignment, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(dataclasses.asdict(attempt)))
+
+
+def unfinished_attempt(course: Course, assignment: str, student: str) -> Attempt | None:
+    """The attempt a killed run left behind for this student, if any."""
+    try:
+        return Attempt(**json.loads(_attempt_path(course, assignment, student).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def end_attempt(course: Course, assignment: str, student: str) -> None:
+    _attempt_path(course, assignment, student).unlink(missing_ok=True)
+
+
+def stopped_twice(course: Course, assignment: str, student: str, why: str, stamp: str) -> StudentResult:
+    """The recorded result of a submission whose grading killed the grader twice, the second time alone:
+    zero points and the reason; later runs skip it until the instructor regrades it explicitly."""
+    return failed(
+        course,
+        assignment,
+        student,
+        [
+            f"{STOPPED_TWICE}, the second time with nothing else running ({why}); it is not retried: "
+            f"regrade it explicitly with `llmcourse autograde {assignment} --student {student} --force`"
+        ],
+        stamp,
+    )
 
 
 def read_scores(course: Course, assignment: str, student: str) -> StudentResult:

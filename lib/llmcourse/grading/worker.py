@@ -6,10 +6,18 @@ The protocol, both halves in this file:
   JSON line to the worker's stdin and waits for one JSON result line, with a hard deadline. Past it, the
   whole process group (the worker and the student's kernel) is killed and the next job starts a fresh
   worker. The result is saved whatever happened, so one bad submission never stops the batch.
+* **a worker that dies** (a student's code killed it, or killed every grading process it could reach) is
+  replaced by a fresh one, and its job comes back as :data:`RETRY`: the dispatcher grades it again *alone*
+  (nothing else in flight), so a second death is this submission's doing, and it is recorded as failed with
+  the reason, never retried again (:func:`llmcourse.grading.submission.stopped_twice`). Each attempt is
+  written down before it starts, so a batch killed outside this process does not loop on a resume either.
+* **process groups**: each worker runs in a session of its own (and nbgrader starts every kernel in its
+  own session), so a signal sent to a kernel's or a worker's process group never reaches this process.
 * **child** (``python -m llmcourse.grading.worker --serve``, :func:`main`): reads jobs line by line and
   answers each with :func:`llmcourse.grading.submission.grade_one`'s result. Staying alive between jobs
   saves the imports (seconds) for every student after the first; ``python -m llmcourse.grading.worker
-  JOB`` grades one job and exits. The student's kernel dies with its worker (PR_SET_PDEATHSIG).
+  JOB`` grades one job and exits. The student's kernel dies with its worker, and the worker with the
+  grading run (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -28,7 +36,19 @@ import warnings
 from pathlib import Path
 
 from .course import Course, GradingOptions
-from .submission import StudentResult, failed, fingerprint, grade_one, save_result
+from .submission import (
+    Attempt,
+    StudentResult,
+    failed,
+    fingerprint,
+    grade_one,
+    save_result,
+    start_attempt,
+    stopped_twice,
+)
+
+PARENT_ENV = "LLMCOURSE_GRADER_PID"  # the grading run a worker must die with
+RETRY = "retry"  # status of a job whose worker died under it: the dispatcher grades it again, alone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +89,7 @@ class WorkerProcess:
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llmcourse.grading.worker", "--serve"],
-            env={**os.environ, **env},
+            env={**os.environ, **env, PARENT_ENV: str(os.getpid())},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=open(log, "ab"),
@@ -80,32 +100,41 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def grade(self, job: Job) -> tuple[dict | None, str]:
-        """(result, '') or (None, why)."""
+    def grade(self, job: Job) -> tuple[dict | None, str, bool]:
+        """(result, '', False), or (None, why, died): ``died`` when the process ended under the job
+        (a crash, or a signal from outside), not when this side stopped it at the deadline."""
         try:
             self.proc.stdin.write(job.to_line() + "\n")
             self.proc.stdin.flush()
         except OSError:
-            return None, "the grading process died before it started"
+            self.proc.wait()
+            return None, f"the grading process had died before it started ({self.exit_status()})", True
         deadline = job.deadline()
         end = time.monotonic() + deadline
         while True:
             ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, end - time.monotonic()))
             if not ready:
                 self.kill()
-                return None, f"grading took longer than {deadline:.0f} s and was stopped"
+                return None, f"grading took longer than {deadline:.0f} s and was stopped", False
             line = self.proc.stdout.readline()
             if not line:
                 self.proc.wait()
                 tail = [l for l in self.log.read_text(errors="replace").splitlines() if l.strip()][-1:]
-                return None, (
-                    f"the grader failed on this submission (exit code {self.proc.returncode})"
-                    + (f": {tail[0][:300]}" if tail else "")
-                )
+                why = f"the grading process died ({self.exit_status()})"
+                return None, why + (f": {tail[0][:300]}" if tail and self.proc.returncode > 0 else ""), True
             try:
-                return json.loads(line), ""
+                return json.loads(line), "", False
             except ValueError:
                 continue  # not ours: stray output from a library
+
+    def exit_status(self) -> str:
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
 
     def kill(self) -> None:
         try:
@@ -127,22 +156,35 @@ _LOCAL = threading.local()  # one worker process per grading thread (or per Dask
 _STARTED: list[WorkerProcess] = []  # every worker process this process started, to close them at the end
 
 
-def run_worker(job: Job, env: dict) -> StudentResult:
-    """Grade one student in this thread's worker process, with a hard deadline; never raises.
-
-    A module-level function of plain arguments, so a Dask worker can run it as well as a thread.
-    """
-    course = job.course()
+def _worker(course: Course, env: dict) -> WorkerProcess:
+    """This thread's worker process; a fresh one when there is none yet or the last one died."""
     worker = getattr(_LOCAL, "worker", None)
     if worker is None or not worker.alive():
         log = course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log"
         worker = _LOCAL.worker = WorkerProcess(env, log)
         _STARTED.append(worker)
-    raw, why = worker.grade(job)
+    return worker
+
+
+def run_worker(job: Job, env: dict, alone: bool = False) -> StudentResult:
+    """Grade one student in this thread's worker process, with a hard deadline; never raises.
+
+    alone: nothing else is being graded meanwhile, so if the worker dies, this submission killed it.
+    A worker that dies under a job that was not alone returns a :data:`RETRY` result and saves nothing:
+    it may have been killed by another submission graded beside it. A module-level function of plain
+    arguments, so a Dask worker can run it as well as a thread.
+    """
+    course = job.course()
+    stamp = fingerprint(course, job.assignment, job.student)
+    start_attempt(course, job.assignment, job.student, Attempt(stamp, alone))
+    raw, why, died = _worker(course, env).grade(job)
     if raw is not None:
         result = StudentResult(**raw)
+    elif died and not alone:
+        return StudentResult(job.student, RETRY, messages=[why], fingerprint=stamp)
+    elif died:
+        result = stopped_twice(course, job.assignment, job.student, why, stamp)
     else:
-        stamp = fingerprint(course, job.assignment, job.student)
         result = failed(course, job.assignment, job.student, [why], stamp)
     save_result(course, job.assignment, result)
     return result
@@ -161,7 +203,20 @@ def grade(job: Job) -> dict:
     return dataclasses.asdict(grade_one(job.course(), job.assignment, job.student, job.options))
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this worker when the grading run that started it dies (PR_SET_PDEATHSIG = 1): a worker in
+    a session of its own would otherwise outlive a killed run and write a result into the gradebook
+    while the resumed run grades the same student."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 def main() -> int:
+    if sys.platform.startswith("linux") and os.environ.get(PARENT_ENV, "").isdigit():
+        die_with_parent(int(os.environ[PARENT_ENV]))
     # The grader itself is capped too: a flood that slips past the kernel's limits must crash this
     # worker (reported, batch goes on), not the machine.
     cap = (2 * GradingOptions().memory_mb + 2048) << 20

@@ -89,7 +89,9 @@ def execute(path: Path, budget_s: float = BUDGET_S) -> tuple[nbformat.NotebookNo
         nb,
         kernel_name="python3",
         timeout_func=time_left,
-        store_widget_state=False,  # the widget manager would come from a CDN; widgets become notes
+        # kept, though widgets become notes on the page (prepare drops the state): with it off, nbclient's
+        # Output-widget hook fails on the first clear_output (KeyError in widget_state, nbclient 0.11)
+        store_widget_state=True,
         resources={"metadata": {"path": str(path.parent.resolve())}},
     )
     start = time.monotonic()

@@ -27,6 +27,8 @@ hyper-parameters and the tokenizer, all as named entries. This module turns it i
 
 and :func:`smollm2` loads the packaged model once per process (a few seconds: the ``gguf`` package
 parses the 98,000 tokenizer strings and dequantizes 272 tensors): ``model, tok = smollm2()``.
+:func:`hf_smollm2` hands the same weights to Hugging Face's ``LlamaForCausalLM`` instead, for the lectures
+that may not import the course's Llama (unit 05b's answer key).
 
 This module needs ``llmcourse.llama`` only inside :func:`load_gguf`: the reading, dequantizing,
 mapping and tokenizer work without it.
@@ -479,3 +481,58 @@ def smollm2(device: str | None = None) -> tuple[Llama, GGUFTokenizer]:
     """SmolLM2-135M-Instruct and its tokenizer, loaded once per process and device (shared:
     don't train the returned model in place; ``copy.deepcopy`` it first)."""
     return load_gguf(smollm2_path(), device)
+
+
+def hf_smollm2() -> tuple[torch.nn.Module, GGUFTokenizer, dict]:
+    """SmolLM2-135M-Instruct as Hugging Face's ``LlamaForCausalLM``: (model in eval mode, tokenizer, hparams).
+
+    For lectures that come before (or are about) the course's own Llama (unit 05b), whose answer key they
+    may not import. The weights are read and dequantized by this module (seconds; transformers' own GGUF
+    loader takes minutes on a laptop CPU) and handed to Hugging Face's model, which keeps q, k, v and
+    gate, up as separate matrices. Same file, same logits as :func:`smollm2` (tested).
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    reader = read_gguf(smollm2_path())
+    hp, tok = llama_hparams(reader), GGUFTokenizer.from_gguf(reader)
+    ours = llama_state_dict(reader, hp)  # float32; q, k, v fused into one matrix, gate and up into another
+    C, H, Hkv = hp["n_embd"], hp["n_head"], hp["n_kv_head"]
+    config = LlamaConfig(
+        vocab_size=hp["vocab_size"],
+        hidden_size=C,
+        intermediate_size=hp["hidden"],
+        num_hidden_layers=hp["n_layer"],
+        num_attention_heads=H,
+        num_key_value_heads=Hkv,
+        max_position_embeddings=hp["block_size"],
+        rope_theta=hp["rope_theta"],
+        rms_norm_eps=hp["norm_eps"],
+        tie_word_embeddings=hp["tie_embeddings"],
+    )
+    state = {
+        "model.embed_tokens.weight": ours["embed.weight"],
+        "model.norm.weight": ours["norm.weight"],
+        "lm_head.weight": ours["lm_head.weight"],
+    }
+    for n in range(hp["n_layer"]):  # Hugging Face keeps the fused matrices apart
+        o, hf = f"blocks.{n}.", f"model.layers.{n}."
+        q, k, v = ours[o + "attn.qkv_proj.weight"].split([C, Hkv * C // H, Hkv * C // H])
+        gate, up = ours[o + "mlp.gate_up_proj.weight"].chunk(2)
+        state |= {
+            hf + "self_attn.q_proj.weight": q,
+            hf + "self_attn.k_proj.weight": k,
+            hf + "self_attn.v_proj.weight": v,
+            hf + "self_attn.o_proj.weight": ours[o + "attn.o_proj.weight"],
+            hf + "mlp.gate_proj.weight": gate,
+            hf + "mlp.up_proj.weight": up,
+            hf + "mlp.down_proj.weight": ours[o + "mlp.down_proj.weight"],
+            hf + "input_layernorm.weight": ours[o + "attn_norm.weight"],
+            hf + "post_attention_layernorm.weight": ours[o + "mlp_norm.weight"],
+        }
+    with torch.device("meta"):  # no memory and no random init for weights about to be replaced
+        model = LlamaForCausalLM(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.model.rotary_emb = type(model.model.rotary_emb)(config)  # its rotary table was made on the meta device
+    if hp["tie_embeddings"]:
+        model.lm_head.weight = model.model.embed_tokens.weight  # one matrix, not two copies of it
+    return model.eval(), tok, hp

@@ -1,0 +1,160 @@
+"""``GradingExecute``: nbgrader's ``Execute`` preprocessor, run the way grading needs it.
+
+- A dead kernel fails every cell that did not run instead of silently leaving them empty (nbgrader #427);
+  so do a cell timeout, the memory cap, an output flood and the notebook's own time limit.
+- Cells after the last graded or solution cell are not run (they cannot change a grade) unless
+  ``run_trailing_cells``.
+- The kernel is the grading kernelspec found in ``kernel_dirs`` (never on JUPYTER_PATH, so students'
+  JupyterLab never lists it), started with ipc transport in a stage folder of its own: in its sandbox
+  (:mod:`llmcourse.grading.sandbox`) it has an empty network namespace, so TCP to the grader is impossible.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbgrader import utils
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer, List, Unicode
+
+from ..checks.checker import MIME
+from .preprocessors import _error, _stream
+
+
+class GradingExecute(Execute):
+    """nbgrader's Execute, plus limits that fail what did not run, never pass it.
+
+    A notebook stops at the first cell that breaks a limit: the kernel died (it exited, crashed or
+    was killed), the cell outlived its time limit, hit the memory cap (MemoryError) or printed past
+    the output budget. That cell and every later one fail with the reason; nothing after it runs, so
+    nothing after it can pass (nbgrader #427 turned unrun cells into passes). Also:
+
+    - a whole-notebook time limit on top of the per-cell one;
+    - past the output budget, outputs are dropped (a 1 GB print must not reach the gradebook);
+    - code cells after the last graded or solution cell are not run: they cannot change a grade, and
+      feedback never shows a student's own outputs (SanitizeFeedback). Demos at the end of a
+      notebook (training a tokenizer on Shakespeare, plots) would otherwise cost every student seconds.
+    """
+
+    notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
+    output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
+    run_trailing_cells = Bool(False, help="Also run the cells after the last graded or solution cell.").tag(config=True)
+    kernel_dirs = List(
+        Unicode(),
+        help="Where to find the kernelspec (default: Jupyter's usual folders). "
+        "The grading kernel is kept out of those, so JupyterLab never offers it.",
+    ).tag(config=True)
+
+    # error name in a cell's outputs -> why the notebook stopped there
+    BREACHES = {
+        "CellTimeoutError": "an earlier cell did not finish within its time limit",
+        "MemoryError": "an earlier cell ran out of memory (the grader caps it)",
+        "OutputLimit": "an earlier cell printed more output than the grader allows",
+    }
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._last_needed = (
+            len(nb.cells)
+            if self.run_trailing_cells
+            else max(
+                [i for i, c in enumerate(nb.cells) if utils.is_grade(c) or utils.is_solution(c)], default=len(nb.cells)
+            )
+        )
+        self._stopped = ""  # why the notebook stopped, once it did
+        self._deadline = time.monotonic() + self.notebook_timeout
+        self._output_bytes = 0
+        self._stage = None  # the grading kernel's stage folder, made with its kernel manager
+        try:
+            return super().preprocess(nb, resources, km)
+        except DeadKernelError:
+            # raised again while shutting the dead kernel down: the cells already carry the reason
+            return nb, resources
+        finally:
+            if self._stage:  # the kernel is gone: its connection file and sockets go too
+                shutil.rmtree(self._stage, ignore_errors=True)
+
+    def create_kernel_manager(self):
+        """The grading kernel (``kernel_dirs``) has no network: it talks over Unix sockets (``transport="ipc"``)
+        in a fresh stage folder that its sandbox binds in, one folder per kernel (a shared runtime folder
+        would show a kernel the other kernels' sockets and keys)."""
+        if not self.kernel_dirs:
+            return super().create_kernel_manager()
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        from .sandbox import make_stage
+
+        self._stage = make_stage()
+        connection = os.path.join(self._stage, "kernel.json")
+        specs = KernelSpecManager(kernel_dirs=list(self.kernel_dirs), config=self.config)
+        self.km = self.kernel_manager_class(
+            kernel_name=self.kernel_name,
+            kernel_spec_manager=specs,
+            transport="ipc",
+            connection_file=connection,
+            ip=os.path.join(self._stage, "kernel-ipc"),
+            config=self.config,
+        )
+        return self.km
+
+    def _get_timeout(self, cell):
+        remaining = max(1, int(self._deadline - time.monotonic()))
+        timeout = super()._get_timeout(cell)
+        return min(timeout, remaining) if timeout else remaining
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        if index > self._last_needed:
+            cell.execution_count = None
+            cell.outputs = [
+                _stream("[not run while grading: cells after the last graded cell cannot change a grade]\n")
+            ]
+            return cell, resources
+        if not self._stopped and time.monotonic() >= self._deadline:
+            self._stopped = f"the notebook used up its {self.notebook_timeout} s time limit"
+        if self._stopped:
+            cell.outputs = [_error("NotRun", [f"not run: {self._stopped}"])]
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stopped = "the kernel died in an earlier cell"
+            cell.outputs.append(
+                _error(
+                    "KernelDied", ["the kernel died while running this cell (it exited, crashed or ran out of memory)"]
+                )
+            )
+            return cell, resources
+        except CellTimeoutError:
+            self._stopped = "an earlier cell did not finish within its time limit and ignored the interrupt"
+            cell.outputs.append(
+                _error("CellTimeoutError", ["the cell did not finish within its time limit and ignored the interrupt"])
+            )
+            return cell, resources
+        for out in cell.outputs:
+            if out.get("output_type") == "error" and out.get("ename") in self.BREACHES:
+                self._stopped = self.BREACHES[out["ename"]]
+                break
+        return cell, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        data = content.get("data") or {}
+        if MIME in data:  # check records have their own size cap in the checker
+            return super().output(outs, msg, display_id, cell_index)
+        size = len(content.get("text", "")) + sum(len(str(v)) for v in data.values())
+        if self._output_bytes + size > self.output_limit:
+            if self._output_bytes <= self.output_limit:
+                outs.append(
+                    _error(
+                        "OutputLimit",
+                        [f"output beyond {self.output_limit} bytes was dropped (the notebook printed too much)"],
+                    )
+                )
+            self._output_bytes = self.output_limit + 1
+            return None
+        self._output_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
