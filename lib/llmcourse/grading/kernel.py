@@ -76,7 +76,8 @@ def install_blocker(blocked: list[str]) -> None:
 
 
 def load_policy() -> dict:
-    """{"blocked": [module, ...], "hide": [path, ...]} for the assignment in the working directory.
+    """{"blocked": [module, ...], "hide": [path, ...], "data": [path, ...]} for the assignment in the working
+    directory (``data``: course files shown read-only, e.g. ``checkpoints/``).
 
     A notebook outside every known assignment gets ``_any`` (everything blocked and hidden); no policy
     at all stops the kernel: it must never run student code unguarded.
@@ -89,7 +90,7 @@ def load_policy() -> dict:
     try:
         with open(path) as f:
             policy = json.load(f)
-        return {"blocked": list(policy["blocked"]), "hide": list(policy["hide"])}
+        return {"blocked": list(policy["blocked"]), "hide": list(policy["hide"]), "data": list(policy.get("data", []))}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SystemExit(
             f"llmcourse grading kernel: no grading policy at {path} ({e}); "
@@ -112,7 +113,7 @@ def enter_sandbox(argv: list[str], policy: dict) -> None:
     # stage 2 learns the policy from its environment: the policy file is not in the sandbox
     env = sandbox_env(LLMCOURSE_SANDBOX="entered", LLMCOURSE_BLOCKED_MODULES=",".join(policy["blocked"]))
     command = [sys.executable, "-m", "llmcourse.grading.kernel", *argv]
-    full = sandbox_argv(command, os.getcwd(), stage, policy["hide"])
+    full = sandbox_argv(command, os.getcwd(), stage, policy["hide"], policy["data"])
     # bwrap's --die-with-parent takes effect only once bwrap has started; a grader killed before that would
     # leave bwrap and its kernel orphaned. PR_SET_PDEATHSIG (= 1) survives execve, so set it now, then make
     # sure the grader did not die before it was set.

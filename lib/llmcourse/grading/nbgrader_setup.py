@@ -62,17 +62,26 @@ def hidden_paths(course: Course, assignment: str) -> list[str]:
     return [str(p) for p in paths if p.exists()]
 
 
+def data_paths(course: Course) -> list[str]:
+    """Course data a notebook may read while graded, shown read-only in the sandbox (whose file system is
+    an allow-list): the models the project trained itself (``checkpoints/``, e.g. 08 fine-tunes the
+    Shakespeare GPT of 06). Nothing in them is an answer."""
+    return [str(p) for p in [course.repo / "checkpoints"] if p.is_dir()]
+
+
 def write_kernel_policies(course: Course, sandbox: bool) -> Path:
-    """One grading policy per assignment (answer-key modules to block, paths to hide). ``_any`` is the
+    """One grading policy per assignment (answer-key modules to block, paths to hide, course data to show
+    read-only). ``_any`` is the
     union, for a notebook outside every known assignment: when in doubt, block and hide it all.
     One kernelspec thus serves every assignment, so nbgrader's own tools (formgrader) can use it."""
     folder = course.root / ".llmcourse" / "kernel"
     folder.mkdir(parents=True, exist_ok=True)
-    union: dict[str, set] = {"blocked": set(), "hide": set()}
+    union: dict[str, set] = {"blocked": set(), "hide": set(), "data": set()}
     for assignment in course.assignments():
         policy = {
             "blocked": course.manifest(assignment).blocked_modules(),
             "hide": hidden_paths(course, assignment) if sandbox else [],
+            "data": data_paths(course) if sandbox else [],
         }
         for key in union:
             union[key].update(policy[key])

@@ -8,7 +8,8 @@ An allow-list, not a deny-list: the kernel starts in an empty root and sees only
   unmount a mask.
 - **Read-only**: ``/usr`` and the ``/lib``, ``/bin`` links, a few files of ``/etc``, the interpreter's prefix and
   the environment's packages (:func:`python_paths`), with the graded unit's answer keys masked
-  (:func:`_hide_args`). **Read-write**: its working copy, its stage folder, a private empty ``/tmp``.
+  (:func:`_hide_args`), and the course's own data (the policy's ``data``: ``checkpoints/``, the models the
+  project trained). **Read-write**: its working copy, its stage folder, a private empty ``/tmp``.
   Nothing else: not the host's /tmp, the submissions, the course directory, home directories, the
   repository's solutions and history, nor other checkouts.
 - **Stage folder**: the grader makes one per kernel (:func:`make_stage`) for the connection file and the
@@ -168,9 +169,10 @@ def _hide_args(hide: list[str], visible: list[str]) -> list[str]:
     return args
 
 
-def sandbox_argv(command: list[str], work: str, stage: str, hide: list[str]) -> list[str]:
+def sandbox_argv(command: list[str], work: str, stage: str, hide: list[str], data: list[str] = ()) -> list[str]:
     """The bwrap command line that runs ``command`` in the sandbox, in ``work`` (read-write), with ``stage``
-    (read-write) for the grader's sockets. Raises RuntimeError when bwrap is missing."""
+    (read-write) for the grader's sockets and the course ``data`` folders read-only. Raises RuntimeError when
+    bwrap is missing."""
     exe = bwrap()
     if exe is None:
         raise RuntimeError(INSTALL_BWRAP)
@@ -182,6 +184,9 @@ def sandbox_argv(command: list[str], work: str, stage: str, hide: list[str]) -> 
     args += (["--size", str(512 << 20)] if _bwrap_has("--size") else []) + ["--tmpfs", "/tmp"]
     for path in visible:
         args += ["--ro-bind", path, path]
+    for path in data:
+        if os.path.isdir(path) and not _under(path, visible):
+            args += ["--ro-bind", path, path]
     args += _hide_args(hide, visible)
     args += ["--bind", work, work, "--bind", stage, stage, "--chdir", work]
     args += ["--remount-ro", "/"]  # the root bwrap builds (/etc, the folders leading to the binds) too
