@@ -200,8 +200,10 @@ def test_the_file_system_is_an_allow_list(probe):
     # /tmp is private: the kernel's stage folder and what lies on the way to its working copy, nothing else
     from llmcourse.grading.sandbox import STAGE_PREFIX
 
-    on_the_way = Path(probe["work"]).relative_to("/tmp").parts[0] if str(probe["work"]).startswith("/tmp/") else ""
-    kernel_own = {f"written-{probe['token']}", "ipython", "matplotlib", on_the_way}
+    # (and what lies on the way to the read-only binds: a checkout under /tmp shows its lib/ and checkpoints/)
+    binds = (sys.base_prefix, sys.prefix, str(REPO / "lib"), str(REPO / "checkpoints"), str(probe["work"]))
+    on_the_way = {Path(b).relative_to("/tmp").parts[0] for b in binds if b.startswith("/tmp/")}
+    kernel_own = {f"written-{probe['token']}", "ipython", "matplotlib", *on_the_way}
     assert [n for n in files["tmp"] if n not in kernel_own and not n.startswith(STAGE_PREFIX)] == [], files["tmp"]
     # read-write: its working copy and its private /tmp (not the host's); read-only: everything else
     written = f"written-{probe['token']}"
