@@ -127,6 +127,29 @@ def test_verify_record_trusts_nothing_in_the_record():
     ).passed
 
 
+def test_the_grader_reuses_reference_outputs_only_for_a_pass(monkeypatch):
+    """The trusted grader keeps the reference's outputs for the next student; a failure against them is
+    confirmed against a fresh computation, so a reference output that came out wrong once (a speed ratio
+    measured on a loaded machine) cannot fail every later student."""
+    from llmcourse.tokenization import get_stats
+
+    spec = get_spec("tokenization.get_stats")
+    cases = spec.cases(True, 11)
+    good = {"check": spec.name, "hidden": True, "results": checker.run_cases(get_stats, cases)}
+    calls = []
+    real = checker.expected_results
+    monkeypatch.setattr(checker, "expected_results", lambda s, c: calls.append(1) or real(s, c))
+    monkeypatch.setattr(checker, "_EXPECTED", {})
+    assert verify_record(good, spec.name, True, seed=11).passed
+    assert verify_record(good, spec.name, True, seed=11).passed
+    assert len(calls) == 1  # the second student's pass used the kept outputs
+    wrong = {**good, "results": [{"ok": encode({})}] + good["results"][1:]}
+    assert not verify_record(wrong, spec.name, True, seed=11).passed
+    assert len(calls) == 2  # the failure was confirmed against a fresh computation
+    checker._EXPECTED[(spec.name, True, 11)] = [{"ok": encode({})}] * len(cases)  # outputs gone bad once
+    assert verify_record(good, spec.name, True, seed=11).passed
+
+
 def test_expected_checks_reads_the_test_cell_source():
     src = 'assert f(1) == 2\ncheck("tokenization.merge", merge)\n### BEGIN HIDDEN TESTS\ncheck("tokenization.merge", merge, hidden=True)\n'
     assert expected_checks(src) == [("tokenization.merge", False), ("tokenization.merge", True)]

@@ -457,6 +457,13 @@ def expected_results(spec: Spec, cases: list[Case]) -> list[dict]:
     return [{"ok": encode(spec.apply(ref, c))} for c in cases]
 
 
+# (check name, hidden, seed) -> the reference's outputs, kept by a grading process for the next student: the
+# grader computed them for every student (a fifth of a second per student on 01, more where references
+# train). Only a pass uses them: a failure is confirmed against a fresh computation, so a reference output
+# that varies (01 part 7's speed ratio, measured on a loaded machine) can never fail a student for good.
+_EXPECTED: dict[tuple[str, bool, int], list[dict]] = {}
+
+
 def verify_record(record: Any, name: str, hidden: bool, seed: int, near: str | os.PathLike | None = None) -> Outcome:
     """Trusted side: check a record emitted by a (possibly hostile) kernel.
 
@@ -472,7 +479,14 @@ def verify_record(record: Any, name: str, hidden: bool, seed: int, near: str | o
     if not isinstance(results, list):
         return Outcome(name, hidden, False, len(cases), ["the check's record is malformed"])
     if near is None:
-        return compare_results(spec, hidden, cases, expected_results(spec, cases), results)
+        key = (name, hidden, seed)
+        if key in _EXPECTED:  # the fast path: a pass against the reference's outputs computed earlier
+            outcome = compare_results(spec, hidden, cases, _EXPECTED[key], results)
+            if outcome.passed:
+                return outcome
+        expected = expected_results(spec, cases)  # a failure is always confirmed against a fresh computation
+        _EXPECTED[key] = expected
+        return compare_results(spec, hidden, cases, expected, results)
     from .expected import ExpectedUnavailable
 
     try:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .course import Course, GradingOptions, PipelineError
-from .nbgrader_setup import prepare_environment
+from .nbgrader_setup import prepare_environment, venv_bin_on_path
 from .release import ensure_generated
 from .submission import (
     StudentResult,
@@ -35,7 +35,7 @@ from .submission import (
     stopped_twice,
     unfinished_attempt,
 )
-from .worker import RETRY, Job, close_workers, run_worker
+from .worker import RETRY, Job, close_workers, prestart_workers, run_worker
 
 Progress = Callable[[StudentResult, int, int], None]
 
@@ -84,12 +84,16 @@ def autograde(
         try:
             if submissions is not None:
                 import_submissions(course, assignment, submissions)
-            ensure_generated(course, assignment)  # the gradebook needs the source notebooks
-            prepare_environment(course, options)
             submitted = course.root / "submitted"
             everyone = (
                 sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir()) if submitted.exists() else []
             )
+            venv_bin_on_path()
+            env = {"PATH": os.environ["PATH"]}
+            if not dask:  # they import nbgrader while this process generates the release and writes policies
+                prestart_workers(course, env, min(options.workers, len(students or everyone)))
+            ensure_generated(course, assignment)  # the gradebook needs the source notebooks
+            prepare_environment(course, options, only=assignment)
             chosen = students or everyone
             results, todo, suspects = [], [], []
             for student in chosen:
@@ -116,13 +120,13 @@ def autograde(
             def job(student: str) -> Job:
                 return Job(str(course.root), str(course.repo), course.db_url, assignment, student, options)
 
-            env = {"PATH": os.environ["PATH"]}
             for result in _grade_all([job(s) for s in todo], [job(s) for s in suspects], env, options.workers, dask):
                 results.append(result)
                 progress and progress(result, len(results), len(chosen))
             write_report(course, assignment)
             return sorted(results, key=lambda r: r.student)
         finally:
+            close_workers()  # started ahead but never given a job (everyone skipped), or left by an error
             remove_stale_stages()
 
 

@@ -69,15 +69,21 @@ def data_paths(course: Course) -> list[str]:
     return [str(p) for p in [course.repo / "checkpoints"] if p.is_dir()]
 
 
-def write_kernel_policies(course: Course, sandbox: bool) -> Path:
+def write_kernel_policies(course: Course, sandbox: bool, only: str | None = None) -> Path:
     """One grading policy per assignment (answer-key modules to block, paths to hide, course data to show
-    read-only). ``_any`` is the
-    union, for a notebook outside every known assignment: when in doubt, block and hide it all.
-    One kernelspec thus serves every assignment, so nbgrader's own tools (formgrader) can use it."""
+    read-only). ``_any`` is the union, for a notebook outside every known assignment: when in doubt, block
+    and hide it all. One kernelspec thus serves every assignment, so nbgrader's own tools (formgrader) can
+    use it.
+
+    ``only``: write that assignment's policy and nothing else (``llmcourse autograde``: its kernels run in
+    that assignment's folders only). Every policy needs the answer-key modules of its checks, which imports
+    their spec modules, torch included: for all thirteen units that is seconds before the first student.
+    ``_any`` is then left as it is; where it is missing, a kernel outside the assignment refuses to start.
+    """
     folder = course.root / ".llmcourse" / "kernel"
     folder.mkdir(parents=True, exist_ok=True)
     union: dict[str, set] = {"blocked": set(), "hide": set(), "data": set()}
-    for assignment in course.assignments():
+    for assignment in [only] if only else course.assignments():
         policy = {
             "blocked": course.manifest(assignment).blocked_modules(),
             "hide": hidden_paths(course, assignment) if sandbox else [],
@@ -87,6 +93,8 @@ def write_kernel_policies(course: Course, sandbox: bool) -> Path:
             union[key].update(policy[key])
         # atomic: a starting kernel sees the old or the new policy, never half of one
         write_atomic(folder / f"{assignment}.json", json.dumps(policy, indent=1))
+    if only:
+        return folder
     write_atomic(folder / "_any.json", json.dumps({key: sorted(values) for key, values in union.items()}, indent=1))
     return folder
 
@@ -98,8 +106,9 @@ def venv_bin_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def prepare_environment(course: Course, options: GradingOptions | None = None) -> None:
-    """alembic on PATH; the grading kernelspec and the policies of every assignment written."""
+def prepare_environment(course: Course, options: GradingOptions | None = None, only: str | None = None) -> None:
+    """alembic on PATH; the grading kernelspec and the policies of every assignment (or ``only`` that one)
+    written."""
     from ..toolbox.mathjax import install_templates
 
     options = options or GradingOptions()
@@ -112,7 +121,7 @@ def prepare_environment(course: Course, options: GradingOptions | None = None) -
         from .sandbox import sandbox_problem
 
         raise PipelineError(f"cannot grade in the sandbox: {sandbox_problem()}")
-    write_kernel_policies(course, sandbox)
+    write_kernel_policies(course, sandbox, only)
     env = {
         "LLMCOURSE_GRADING": "1",
         "LLMCOURSE_GRADING_SEED": str(course.seed()),

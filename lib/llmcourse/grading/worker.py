@@ -154,15 +154,36 @@ class WorkerProcess:
 
 _LOCAL = threading.local()  # one worker process per grading thread (or per Dask worker thread)
 _STARTED: list[WorkerProcess] = []  # every worker process this process started, to close them at the end
+_SPARE: list[WorkerProcess] = []  # started ahead by prestart_workers, taken by the first grading threads
+_LOCK = threading.Lock()
+
+
+def prestart_workers(course: Course, env: dict, n: int) -> None:
+    """Start ``n`` worker processes now: they import nbgrader and the grading code (a second or two each)
+    while this process imports the submissions, generates the release and writes the kernel policies."""
+    for i in range(n):
+        log = course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-spare{i}.log"
+        worker = WorkerProcess(env, log)
+        with _LOCK:
+            _SPARE.append(worker)
+            _STARTED.append(worker)
 
 
 def _worker(course: Course, env: dict) -> WorkerProcess:
-    """This thread's worker process; a fresh one when there is none yet or the last one died."""
+    """This thread's worker process: a spare started ahead, else a fresh one when there is none yet or the
+    last one died."""
     worker = getattr(_LOCAL, "worker", None)
     if worker is None or not worker.alive():
-        log = course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log"
-        worker = _LOCAL.worker = WorkerProcess(env, log)
-        _STARTED.append(worker)
+        with _LOCK:
+            spares = [w for w in _SPARE if w.alive()]
+            worker = spares.pop(0) if spares else None
+            _SPARE[:] = spares
+        if worker is None:
+            log = course.root / ".llmcourse" / "logs" / f"worker-{os.getpid()}-{threading.get_ident()}.log"
+            worker = WorkerProcess(env, log)
+            with _LOCK:
+                _STARTED.append(worker)
+        _LOCAL.worker = worker
     return worker
 
 
@@ -192,8 +213,10 @@ def run_worker(job: Job, env: dict, alone: bool = False) -> StudentResult:
 
 def close_workers() -> None:
     """Close every worker process this process started (their threads may be gone already)."""
-    while _STARTED:
-        _STARTED.pop().close()
+    with _LOCK:
+        started, _STARTED[:], _SPARE[:] = list(_STARTED), [], []
+    for worker in started:
+        worker.close()
 
 
 # --------------------------------------------------------------------------- child half
@@ -214,6 +237,16 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def warm_up() -> None:
+    """Import what grading a student needs before the first job arrives (a started-ahead worker does this
+    while the grading run is still setting up; otherwise the first student waits for it)."""
+    import nbclient  # noqa: F401
+    import nbgrader.apps.api  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+
+    from . import execute, preprocessors  # noqa: F401
+
+
 def main() -> int:
     if sys.platform.startswith("linux") and os.environ.get(PARENT_ENV, "").isdigit():
         die_with_parent(int(os.environ[PARENT_ENV]))
@@ -226,6 +259,8 @@ def main() -> int:
     results = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    if sys.argv[1:] == ["--serve"]:
+        warm_up()
     jobs = sys.stdin if sys.argv[1:] == ["--serve"] else [sys.argv[1]]
     for line in jobs:
         if line.strip():
