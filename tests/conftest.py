@@ -11,6 +11,7 @@ regrade) never race each other. Every other test is scheduled on its own.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,33 @@ def make_submission(
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def gradebook_scores(course: Path) -> dict[str, float]:
+    """student -> total auto score in the course's nbgrader gradebook, read with plain SQL."""
+    rows = (
+        sqlite3.connect(course / "gradebook.db")
+        .execute(
+            "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
+            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id"
+        )
+        .fetchall()
+    )
+    return {student: float(score or 0) for student, score in rows}
+
+
+def hidden_source_lines(nb) -> list[str]:
+    """The non-empty lines between nbgrader's hidden-test markers in a notebook's cells, stripped."""
+    lines, inside = [], False
+    for cell in nb.cells:
+        for line in cell.source.splitlines():
+            if "### BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "### END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and line.strip():
+                lines.append(line.strip())
+    return lines
 
 
 @pytest.fixture(scope="session")

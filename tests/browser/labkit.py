@@ -41,6 +41,13 @@ BROWSER_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 WAIT_MS = 300_000  # a wait for the kernel (torch imports, a lecture run) on a busy 2-core machine
+# 04's softmax as a student first writes it: right on rows, wrong on columns (the tests type it into Lab)
+WRONG_SOFTMAX = """def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    m = x.amax(dim=-1, keepdim=True)  # forgets `dim`: right on rows, wrong on columns
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    e = torch.exp(x - m)
+    s = e.sum(dim=-1, keepdim=True)
+    return e / torch.where(s == 0, torch.ones_like(s), s)"""
 VENV_BIN = str(Path(sys.executable).parent)
 
 

@@ -17,18 +17,12 @@ from pathlib import Path
 
 import labkit
 import nbformat
-from labkit import REPO, WAIT_MS, Lab, new_page, screenshot
+from labkit import REPO, WAIT_MS, WRONG_SOFTMAX, Lab, new_page, screenshot
 
 browser = labkit.browser  # registered here: a tests/browser/conftest.py would shadow tests/conftest.py
 
 A, NB = "04_attention", "attention"
 BIN = Path(sys.executable).parent
-WRONG_SOFTMAX = """def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    m = x.amax(dim=-1, keepdim=True)  # forgets `dim`: right on rows, wrong on columns
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    e = torch.exp(x - m)
-    s = e.sum(dim=-1, keepdim=True)
-    return e / torch.where(s == 0, torch.ones_like(s), s)"""
 # Is the text "expected <x>, got <y>" inside the visible part of its scroll box (no horizontal scrolling needed)?
 FITS = """(pre) => {
     const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);

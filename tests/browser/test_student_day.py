@@ -26,7 +26,7 @@ from pathlib import Path
 import labkit
 import nbformat
 import pytest
-from labkit import REPO, WAIT_MS, Lab, new_page, screenshot
+from labkit import REPO, WAIT_MS, WRONG_SOFTMAX, Lab, new_page, screenshot
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
@@ -37,12 +37,6 @@ browser = labkit.browser
 LECTURE = "course/01_tokenization.ipynb"
 ASSIGNMENT = "assignments/04_attention/attention.ipynb"
 
-WRONG_SOFTMAX = """def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    m = x.amax(dim=-1, keepdim=True)  # forgets `dim`: right on rows, wrong on columns
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    e = torch.exp(x - m)
-    s = e.sum(dim=-1, keepdim=True)
-    return e / torch.where(s == 0, torch.ones_like(s), s)"""
 RIGHT_SOFTMAX = WRONG_SOFTMAX.replace("dim=-1, keepdim", "dim=dim, keepdim").replace(
     "  # forgets `dim`: right on rows, wrong on columns", "  # the student's fix"
 )

@@ -148,30 +148,42 @@ def _grade_watching(args, course, marker, kill_at=(), kill_run=False) -> tuple[i
     return proc.wait(), kernels
 
 
-def test_a_submission_whose_grading_kills_its_worker_twice_is_failed_not_looped(tmp_path):
-    """A worker killed under a submission is replaced and the batch goes on; the submission is graded once
-    more, alone, and when its worker dies again it is recorded as failed with the reason (zero in the
-    gradebook). A rerun leaves it so without starting a kernel; ``--student X --force`` grades it again."""
+def _victim_class(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(submissions, course, marker): a_victim (an honest notebook: only the kills make it fail), b_solution
+    and c_wrong (decode wrong), the release generated, and a marker naming this test's grading runs."""
     import uuid
 
     subs, course = tmp_path / "subs", tmp_path / "course"
     good = solution_code(A, NB)
-    make_submission(subs, "a_victim", A, NB, good)  # an honest notebook: only the kills make it fail
+    make_submission(subs, "a_victim", A, NB, good)
     make_submission(subs, "b_solution", A, NB, good)
     make_submission(subs, "c_wrong", A, NB, {**good, "decode": WRONG_DECODE})
     run_cli("generate", A, "--no-update-repo", course_dir=course)
-    marker = uuid.uuid4().hex
-    # One worker grades in name order: a_victim (kernel 1, killed), b_solution (2), c_wrong (3), then
-    # a_victim again, alone (kernel 4, killed): exactly four kernels, never a fifth.
-    rc, kernels = _grade_watching(["--submissions", str(subs), "--workers", "1"], course, marker, kill_at=(1, 4))
-    assert rc == 0
-    assert len(kernels) == 4
+    return subs, course, uuid.uuid4().hex
+
+
+def _victim_failed_others_graded(course: Path) -> dict:
+    """The report by student, checked: a_victim failed with zero, the others graded exactly."""
     report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
     assert {s: (r["status"], r["score"]) for s, r in report.items()} == {
         "a_victim": ("error", 0.0),
         "b_solution": ("graded", FULL),
         "c_wrong": ("graded", FULL - DECODE),
     }
+    return report
+
+
+def test_a_submission_whose_grading_kills_its_worker_twice_is_failed_not_looped(tmp_path):
+    """A worker killed under a submission is replaced and the batch goes on; the submission is graded once
+    more, alone, and when its worker dies again it is recorded as failed with the reason (zero in the
+    gradebook). A rerun leaves it so without starting a kernel; ``--student X --force`` grades it again."""
+    subs, course, marker = _victim_class(tmp_path)
+    # One worker grades in name order: a_victim (kernel 1, killed), b_solution (2), c_wrong (3), then
+    # a_victim again, alone (kernel 4, killed): exactly four kernels, never a fifth.
+    rc, kernels = _grade_watching(["--submissions", str(subs), "--workers", "1"], course, marker, kill_at=(1, 4))
+    assert rc == 0
+    assert len(kernels) == 4
+    report = _victim_failed_others_graded(course)
     why = report["a_victim"]["messages"]
     assert len(why) == 1 and "stopped the grader twice" in why[0] and "killed by SIGKILL" in why[0], why
     assert "--student a_victim --force" in why[0]
@@ -191,15 +203,7 @@ def test_a_submission_graded_when_the_whole_run_died_twice_is_failed_not_looped(
     """The ``llmcourse autograde`` process itself is killed while one submission is graded (its workers and
     kernels die with it). The resumed run grades everyone else, then that submission alone; killed again,
     the third run records it as failed with the reason without starting a kernel."""
-    import uuid
-
-    subs, course = tmp_path / "subs", tmp_path / "course"
-    good = solution_code(A, NB)
-    make_submission(subs, "a_victim", A, NB, good)
-    make_submission(subs, "b_solution", A, NB, good)
-    make_submission(subs, "c_wrong", A, NB, {**good, "decode": WRONG_DECODE})
-    run_cli("generate", A, "--no-update-repo", course_dir=course)
-    marker = uuid.uuid4().hex
+    subs, course, marker = _victim_class(tmp_path)
     one = ["--workers", "1"]
     rc, kernels = _grade_watching(["--submissions", str(subs), *one], course, marker, kill_at=(1,), kill_run=True)
     assert rc == -signal.SIGKILL and len(kernels) == 1
@@ -210,12 +214,7 @@ def test_a_submission_graded_when_the_whole_run_died_twice_is_failed_not_looped(
     assert not [pid for pid, (_, _, env) in _processes().items() if f"LLMCOURSE_TEST_RUN={marker}".encode() in env]
     rc, kernels = _grade_watching(one, course, marker)
     assert rc == 0 and kernels == []
-    report = {r["student"]: r for r in json.loads((course / "reports" / f"{A}.json").read_text())}
-    assert {s: (r["status"], r["score"]) for s, r in report.items()} == {
-        "a_victim": ("error", 0.0),
-        "b_solution": ("graded", FULL),
-        "c_wrong": ("graded", FULL - DECODE),
-    }
+    report = _victim_failed_others_graded(course)
     why = report["a_victim"]["messages"]
     assert len(why) == 1 and "stopped the grader twice" in why[0] and "killed while it graded" in why[0], why
     assert exported(course) == {"a_victim": 0.0, "b_solution": FULL, "c_wrong": FULL - DECODE}

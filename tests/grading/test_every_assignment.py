@@ -22,23 +22,10 @@ import re
 import nbformat
 import pytest
 import torch
-from conftest import REPO, batch_workers, make_submission, manifest, run_cli, solution_code
+from conftest import REPO, batch_workers, hidden_source_lines, make_submission, manifest, run_cli, solution_code
 from llmcourse.checks.checker import get_spec
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
-
-
-def hidden_source_lines(nb) -> list[str]:
-    lines, inside = [], False
-    for cell in nb.cells:
-        for line in cell.source.splitlines():
-            if "### BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "### END HIDDEN TESTS" in line:
-                inside = False
-            elif inside and line.strip():
-                lines.append(line.strip())
-    return lines
 
 
 def hidden_cases(parts, seed: int) -> list:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO, manifest, run_cli, solution_code
+from conftest import REPO, gradebook_scores, hidden_source_lines, manifest, run_cli, solution_code
 
 A, NB = "04_attention", "attention"
 BIN = Path(sys.executable).parent
@@ -120,18 +119,6 @@ def cycle(tmp_path_factory):
     return {"course": course, "homes": homes, "log": log}
 
 
-def gradebook_scores(course: Path) -> dict[str, float]:
-    rows = (
-        sqlite3.connect(course / "gradebook.db")
-        .execute(
-            "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id"
-        )
-        .fetchall()
-    )
-    return {student: float(score or 0) for student, score in rows}
-
-
 def test_each_student_fetched_from_their_own_home(cycle):
     for student, home in cycle["homes"].items():
         assert (home / A / f"{NB}.ipynb").exists(), cycle["log"][f"fetch-{student}"]
@@ -162,17 +149,7 @@ def feedback_html(home: Path) -> str:
 
 def hidden_test_lines() -> list[str]:
     """Every line between ### BEGIN HIDDEN TESTS and ### END HIDDEN TESTS in the source notebook."""
-    nb = nbformat.read(REPO / "solutions" / A / f"{NB}.ipynb", as_version=4)
-    lines = []
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if "### BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "### END HIDDEN TESTS" in line:
-                inside = False
-            elif inside and line.strip():
-                lines.append(line.strip())
+    lines = hidden_source_lines(nbformat.read(REPO / "solutions" / A / f"{NB}.ipynb", as_version=4))
     assert lines, "the solution has no hidden tests to look for"
     return lines
 

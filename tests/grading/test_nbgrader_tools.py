@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_submission, run_cli, solution_code
+from conftest import REPO, gradebook_scores, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 FULL, DECODE, ENCODE = 18.0, 2.0, 3.0
@@ -43,18 +42,6 @@ def course(tmp_path_factory):
 
 def tool_env(course: Path) -> dict:
     return dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-
-
-def gradebook_scores(course: Path) -> dict[str, float]:
-    rows = (
-        sqlite3.connect(course / "gradebook.db")
-        .execute(
-            "SELECT s.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook n ON g.notebook_id = n.id "
-            "JOIN submitted_assignment s ON n.assignment_id = s.id GROUP BY s.student_id"
-        )
-        .fetchall()
-    )
-    return {student: float(score) for student, score in rows}
 
 
 def test_the_nbgrader_command_grades_like_llmcourse(course):
