@@ -10,14 +10,15 @@ The changes from stock nbgrader, and why:
 - Deleted test cells are put back (add_missing_cells), so deleting a test never skips it; edited ones are
   restored, with a warning only for real edits (RestoreTestCells: a released test cell lacks its hidden
   tests by design, which stock nbgrader reports as "checksum has changed").
+- CheckCellMetadata validates each distinct cell metadata once per grading worker, not once per cell
+  per student (nbgrader's re-checks its JSON schema for every cell).
 """
 
 from llmcourse.grading.execute import GradingExecute
-from llmcourse.grading.preprocessors import RestoreTestCells, SanitizeFeedback, TrustedChecks
+from llmcourse.grading.preprocessors import CheckCellMetadata, RestoreTestCells, SanitizeFeedback, TrustedChecks
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
-    CheckCellMetadata,
     ClearHiddenTests,
     ClearOutput,
     DeduplicateIds,

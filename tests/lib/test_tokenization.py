@@ -696,3 +696,40 @@ def test_pattern_that_drops_text_is_refused():
 def test_tiktoken_encoding_name():
     with pytest.raises(ValueError, match="cl100k_base"):
         tiktoken_encoding("gpt2")
+
+
+def test_part_6_builds_the_students_tokenizer_once_and_a_tokenizer_with_state_fails():
+    """The part 6 check uses one tokenizer for every case, as tiktoken's Encoding is used (building
+    GPT4Tokenizer() per case cost most of the check's time): built once per class, so state that one
+    call leaves behind shows in the next case's output."""
+    from llmcourse.checks.checker import compare_results, expected_results, get_spec, run_cases
+
+    spec = get_spec("tokenization.tiktoken_encoding")
+    cases = spec.cases(False, 0)
+    expected = expected_results(spec, cases)
+    built = []
+
+    class Honest:
+        def __init__(self):
+            built.append(self)
+            self.encoding = tiktoken_encoding()
+
+        def encode(self, text, allowed_special=frozenset()):
+            return self.encoding.encode(text, allowed_special=allowed_special)
+
+        def decode(self, ids):
+            return self.encoding.decode(ids)
+
+    class Counting(Honest):
+        calls = 0
+
+        def encode(self, text, allowed_special=frozenset()):
+            self.calls += 1  # state that outlives a call: right the first time only
+            ids = super().encode(text, allowed_special)
+            return ids if self.calls == 1 else ids + [self.calls]
+
+    assert compare_results(spec, False, cases, expected, run_cases(Honest, cases, spec)).passed
+    assert len(built) == 1
+    outcome = compare_results(spec, False, cases, expected, run_cases(Counting, cases, spec))
+    assert not outcome.passed and len(built) == 2
+    assert outcome.failures and "two words" not in " ".join(outcome.failures)  # its first case was right

@@ -18,7 +18,7 @@ import time
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Integer, List, Unicode
+from traitlets import Bool, Enum, Integer, List, Unicode
 
 from ..checks.checker import MIME
 from .preprocessors import _error, _stream
@@ -36,7 +36,8 @@ class GradingExecute(Execute):
     - past the output budget, outputs are dropped (a 1 GB print must not reach the gradebook);
     - code cells after the last graded or solution cell are not run: they cannot change a grade, and
       feedback never shows a student's own outputs (SanitizeFeedback). Demos at the end of a
-      notebook (training a tokenizer on Shakespeare, plots) would otherwise cost every student seconds.
+      notebook (training a tokenizer on Shakespeare, plots) would otherwise cost every student seconds;
+    - the kernel is killed when the notebook is done: no code of the student's runs after its cells.
     """
 
     notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
@@ -47,6 +48,10 @@ class GradingExecute(Execute):
         help="Where to find the kernelspec (default: Jupyter's usual folders). "
         "The grading kernel is kept out of those, so JupyterLab never offers it.",
     ).tag(config=True)
+
+    # The kernel is killed once its notebook is done, not asked to shut down: a graceful shutdown waits for
+    # it to exit (0.1-0.2 s of idle core per student) and first runs the student's atexit handlers.
+    shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
 
     # error name in a cell's outputs -> why the notebook stopped there
     BREACHES = {

@@ -157,6 +157,9 @@ def main() -> None:
         blocked = policy["blocked"]
     apply_limits()
     install_blocker(blocked)
+    # No debugger in a grading kernel: ipykernel imports debugpy when it can (a sixth of the kernel's
+    # start-up CPU, paid per student) and would listen for a debugger client nobody runs.
+    sys.modules["debugpy"] = None
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()

@@ -13,16 +13,21 @@ The notebook itself runs in :class:`llmcourse.grading.execute.GradingExecute`.
 
 ``SanitizeFeedback`` removes what a student's own code could have printed about hidden inputs
                      before feedback HTML is written.
+``CheckCellMetadata`` nbgrader's, validating each distinct cell metadata once per process.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import traceback
 from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
+from nbgrader import preprocessors as nbgrader_preprocessors
 from nbgrader import utils
 from nbgrader.api import MissingEntry
+from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Integer, Unicode
 
@@ -209,3 +214,31 @@ class RestoreTestCells(OverwriteCells):
                 if released.source == cell.source:
                     cell.source = source_cell.source
         return super().preprocess_cell(cell, resources, cell_index)
+
+
+class _KnownMetadataValidator(MetadataValidator):
+    """nbgrader's metadata validator, remembering the cells it has passed: ``jsonschema.validate`` checks
+    the schema itself before each cell, and every student's notebook repeats the release's metadata. The
+    verdict depends on a cell's type and its nbgrader metadata only (the source appears only in error
+    messages), so those are the key; a failure is never remembered."""
+
+    passed: set[tuple[str, str]] = set()  # per process: a grading worker serves many students
+
+    def validate_cell(self, cell: NotebookNode) -> None:
+        key = (cell.cell_type, json.dumps(cell.metadata.get("nbgrader"), sort_keys=True, default=str))
+        if key not in self.passed:
+            super().validate_cell(cell)
+            self.passed.add(key)
+
+
+class CheckCellMetadata(nbgrader_preprocessors.CheckCellMetadata):
+    """nbgrader's CheckCellMetadata with :class:`_KnownMetadataValidator` (nbgrader's check cost a
+    grading worker as much CPU per student as running the trusted checks)."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        try:
+            _KnownMetadataValidator().validate_nb(nb)
+        except ValidationError:
+            self.log.error(traceback.format_exc())
+            raise ValidationError("Notebook failed to validate; the nbgrader metadata may be corrupted.") from None
+        return nb, resources
