@@ -696,6 +696,54 @@ def shakespeare_data(vocab_size: int = 512) -> tuple[Tokenizer, Tensor, Tensor]:
     return tok, train_ids, val_ids
 
 
+def train_and_save(
+    model: GPT,
+    tokenizer: Tokenizer | None,
+    train_ids: Tensor,
+    val_ids: Tensor,
+    config: TrainConfig,
+    out: str | Path,
+    command: str,
+    *,
+    steps: int | None = None,
+    optimizer: bool = False,
+    progress: bool = True,
+    prep_seconds: float | None = None,
+) -> float:
+    """Pretrain ``model``, measure it on all the held-out tokens and write its checkpoint (with ``command``,
+    the line that remakes it); prints what was written. The course's checkpoint commands all end this way
+    (``python -m llmcourse.training``, ``python -m llmcourse.toolbox.reviews``). Returns the validation loss.
+
+    steps: stop after this many (the schedule stays ``config.max_steps`` long); optimizer: also save the
+    optimizer and RNG state, so that training can resume (3x larger); prep_seconds: data preparation time,
+    recorded in the checkpoint.
+    """
+    trainer = Trainer(model, train_ids, val_ids, config)
+    history = trainer.run(steps=steps, progress=progress)
+    val_loss = evaluate(model, val_ids, model.config.block_size)
+    extra = {} if prep_seconds is None else {"prep_seconds": prep_seconds}
+    save_checkpoint(
+        out,
+        trainer,
+        optimizer=optimizer,
+        tokenizer=tokenizer,
+        command=command,
+        val_loss=val_loss,
+        train_tokens=len(train_ids),
+        val_tokens=len(val_ids),
+        seconds=history.seconds,
+        **extra,
+    )
+    size = Path(out).stat().st_size / 1e6
+    prep = "" if prep_seconds is None else f"data {prep_seconds:.0f} s, "
+    print(
+        f"wrote {out} ({size:.1f} MB): {model.num_params():,} parameters; {prep}{trainer.step} steps in "
+        f"{history.seconds:.0f} s ({history.tokens / history.seconds:,.0f} tokens/s); validation loss "
+        f"{val_loss:.4f} on all {len(val_ids):,} held-out tokens"
+    )
+    return val_loss
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m llmcourse.training", description="Pretrain a tiny GPT on Shakespeare (a few CPU minutes)."
@@ -710,27 +758,18 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     tok, train_ids, val_ids = shakespeare_data(SHAKESPEARE_MODEL["vocab_size"])
-    model = GPT(GPTConfig(**SHAKESPEARE_MODEL))
-    trainer = Trainer(model, train_ids, val_ids, TrainConfig(max_steps=args.steps))
-    history = trainer.run(steps=args.stop_after, progress=not args.quiet)
-    full_val = evaluate(model, val_ids, model.config.block_size)
     command = f"python -m llmcourse.training --out {args.out}" + (f" --steps {args.steps}" if args.steps != 600 else "")
-    save_checkpoint(
+    train_and_save(
+        GPT(GPTConfig(**SHAKESPEARE_MODEL)),
+        tok,
+        train_ids,
+        val_ids,
+        TrainConfig(max_steps=args.steps),
         args.out,
-        trainer,
+        command,
+        steps=args.stop_after,
         optimizer=args.resumable,
-        tokenizer=tok,
-        command=command,
-        val_loss=full_val,
-        train_tokens=len(train_ids),
-        val_tokens=len(val_ids),
-        seconds=history.seconds,
-    )
-    size = Path(args.out).stat().st_size / 1e6
-    print(
-        f"wrote {args.out} ({size:.1f} MB): {model.num_params():,} parameters, {trainer.step} steps in "
-        f"{history.seconds:.0f} s ({history.tokens / history.seconds:,.0f} tokens/s), "
-        f"validation loss {full_val:.4f} on all {len(val_ids):,} held-out tokens"
+        progress=not args.quiet,
     )
 
 

@@ -26,7 +26,6 @@ import csv
 import random
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from .packaged import package_file
 
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from ..training import TrainConfig, Trainer, evaluate, save_checkpoint
+    from ..training import TrainConfig, train_and_save
     from ..transformer import GPT, GPTConfig
 
     parser = argparse.ArgumentParser(
@@ -116,30 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     tok, train_ids, val_ids = reviews_data()
     prep = time.perf_counter() - t0
-    model = GPT(GPTConfig(**REVIEWS_MODEL))
-    trainer = Trainer(model, train_ids, val_ids, TrainConfig(**{**REVIEWS_TRAIN, "max_steps": args.steps}))
-    history = trainer.run(progress=not args.quiet)
-    full_val = evaluate(model, val_ids, model.config.block_size)
     command = f"python -m llmcourse.toolbox.reviews --out {args.out}"
     if args.steps != REVIEWS_TRAIN["max_steps"]:
         command += f" --steps {args.steps}"
-    save_checkpoint(
+    train_and_save(
+        GPT(GPTConfig(**REVIEWS_MODEL)),
+        tok,
+        train_ids,
+        val_ids,
+        TrainConfig(**{**REVIEWS_TRAIN, "max_steps": args.steps}),
         args.out,
-        trainer,
-        optimizer=False,
-        tokenizer=tok,
-        command=command,
-        val_loss=full_val,
-        train_tokens=len(train_ids),
-        val_tokens=len(val_ids),
-        seconds=history.seconds,
+        command,
+        progress=not args.quiet,
         prep_seconds=prep,
-    )
-    size = Path(args.out).stat().st_size / 1e6
-    print(
-        f"wrote {args.out} ({size:.1f} MB): {model.num_params():,} parameters; data {prep:.0f} s, {trainer.step} "
-        f"steps in {history.seconds:.0f} s ({history.tokens / history.seconds:,.0f} tokens/s); validation loss "
-        f"{full_val:.4f} on all {len(val_ids):,} held-out tokens"
     )
 
 
