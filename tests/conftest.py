@@ -11,9 +11,13 @@ regrade) never race each other. Every other test is scheduled on its own.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -152,6 +156,49 @@ def hidden_source_lines(nb) -> list[str]:
             elif inside and line.strip():
                 lines.append(line.strip())
     return lines
+
+
+# ---------------------------------------------------------------------------------------------- servers, browsers
+
+CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium() -> str:
+    """Debian's headless Chromium (or LLMCOURSE_CHROMIUM), or a failure that says how to install it."""
+    path = shutil.which(CHROMIUM)
+    if path is None:
+        pytest.fail(
+            f"headless Chromium not found at {CHROMIUM}: the browser tests need it. Run the set-up "
+            "first: `make setup-system` (it installs Debian's `chromium` with apt), or point "
+            "LLMCOURSE_CHROMIUM at a Chromium binary.",
+            pytrace=False,
+        )
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a test's own server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_jupyter(
+    url: str, server: subprocess.Popen, log: Path, seconds: float = 120, headers: dict | None = None
+) -> None:
+    """Wait until the Jupyter server at ``url`` answers ``/api/status``; fail with the end of its ``log``
+    if it exits first or is not up within ``seconds`` (generous: the CI box has two busy cores)."""
+    request = urllib.request.Request(f"{url}/api/status", headers=headers or {})
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+                raise AssertionError(f"the Jupyter server at {url} did not start:\n{tail}") from None
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

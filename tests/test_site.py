@@ -16,7 +16,6 @@ The build runs under a generous budget: how long a lecture takes on a busy machi
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -24,13 +23,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO
+from conftest import REPO, chromium
 from llmcourse.toolbox import site
 
 ARTIFACTS = REPO / "test-artifacts" / "site"
 LECTURE = REPO / "course" / "04_attention.ipynb"
 LECTURES = [LECTURE, REPO / "course" / "11_scaling_laws.ipynb"]
-CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -137,12 +135,10 @@ def built() -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make setup-system` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        b = p.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         yield b
         b.close()
 

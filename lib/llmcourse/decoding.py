@@ -106,7 +106,7 @@ def log_prob_fn(model: Callable, block_size: int | None = None) -> NextLogProbs:
         raise TypeError(f"model must be callable (ids -> logits), got {type(model).__name__}")
     if block_size is not None:
         _check_int(block_size, "block_size", 1)
-    last_only = all(hasattr(model, a) for a in ("_check_idx", "_hidden", "lm_head"))  # llmcourse GPT / Llama
+    last_only = all(hasattr(model, a) for a in ("hidden_states", "lm_head"))  # llmcourse GPT / Llama
     params = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
     device = next(params, torch.empty(0)).device  # the ids go where the weights are (CUDA when present)
 
@@ -116,8 +116,7 @@ def log_prob_fn(model: Callable, block_size: int | None = None) -> NextLogProbs:
             ids = ids[:, -block_size:]  # (N, <= block_size)
         ids = ids.to(device)
         if last_only:
-            model._check_idx(ids)
-            logits = model.lm_head(model._hidden(ids)[:, -1])  # (N, V): V*C work per row, not T*V*C
+            logits = model.lm_head(model.hidden_states(ids)[:, -1])  # (N, V): V*C work per row, not T*V*C
         else:
             out = model(ids)
             logits = out.logits if hasattr(out, "logits") else out[0] if isinstance(out, tuple) else out

@@ -223,7 +223,7 @@ POOLING: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"last": last_token_poo
 class DecoderBody(nn.Module):
     """A course decoder without its language-model head: ``body(ids, mask) -> (B, T, C)`` after the final
     norm. The course GPT (units 05-06), or the Llama of unit 05b (e.g. the real SmolLM2-135M, a next-word
-    predictor pretrained at scale): both give ``_hidden(ids)`` and ``config.n_embd``.
+    predictor pretrained at scale): both give ``hidden_states(ids)`` and ``config.n_embd``.
 
     ``mask`` is not needed: with causal attention and padding on the right, no real token sees a pad.
     """
@@ -238,8 +238,7 @@ class DecoderBody(nn.Module):
         self.n_embd = gpt.config.n_embd
 
     def forward(self, ids: Tensor, mask: Tensor | None = None) -> Tensor:
-        self.gpt._check_idx(ids, "ids")
-        return self.gpt._hidden(ids)  # (B, T, C)
+        return self.gpt.hidden_states(ids)  # (B, T, C)
 
 
 class EncoderBody(nn.Module):

@@ -344,6 +344,13 @@ class Llama(nn.Module):
             x = block(x, cos, sin, kv_caches[i] if kv_caches is not None else None)
         return self.norm(x)
 
+    def hidden_states(self, idx: Tensor, kv_caches: list[KVCache] | None = None) -> Tensor:
+        """idx (B, T) long -> (B, T, C) after the final norm: the model without its language-model head
+        (a classifier head or a probe reads these: unit 07). With ``kv_caches`` (one per block) the
+        tokens follow the cached ones."""
+        self._check_idx(idx)
+        return self._hidden(idx, kv_caches)
+
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) long -> (logits (B, T, V), mean cross-entropy against targets, or None)."""
         self._check_idx(idx)

@@ -306,6 +306,13 @@ class GPT(nn.Module):
             x = block(x, kv_cache=kv_caches[i] if kv_caches is not None else None)
         return self.ln_f(x)
 
+    def hidden_states(self, idx: Tensor, kv_caches: list[KVCache] | None = None) -> Tensor:
+        """idx (B, T) long -> (B, T, C): the model without its language-model head, what a classifier
+        head or a probe reads (unit 07) and what beam search turns into the last position's logits. With
+        ``kv_caches`` (one per block) the tokens follow the cached ones (unit 10)."""
+        self._check_idx(idx)
+        return self._hidden(idx, kv_caches)
+
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) long -> (logits (B, T, V), loss or None).
 

@@ -16,18 +16,15 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import REPO, chromium, free_port, wait_for_jupyter
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -57,12 +54,6 @@ def make_command(target: str) -> str:
     lines = [line for line in out.stdout.splitlines() if re.search(r"\bjupyter lab\b", line)]
     assert len(lines) == 1, f"`make -n {target}` starts no (or several) JupyterLab: {out.stdout}\n{out.stderr}"
     return lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lab:
@@ -120,16 +111,11 @@ class Lab:
             stderr=open(self.log_path, "w"),
             start_new_session=True,
         )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/api/status", timeout=5)
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError(f"JupyterLab did not start: {command}\n{self.log()[-3000:]}") from None
-                time.sleep(0.5)
+        try:
+            wait_for_jupyter(self.url, self.proc, self.log_path, seconds=180)
+        except AssertionError as e:
+            self.stop()
+            raise AssertionError(f"JupyterLab did not start: {command}\n{e}") from None
         # no token, so the server wants its XSRF cookie echoed on POST/DELETE, as the Lab's own page does
         with urllib.request.urlopen(f"{self.url}/lab", timeout=60) as response:
             cookies = [v.split(";")[0] for k, v in response.headers.items() if k.lower() == "set-cookie"]
@@ -159,12 +145,10 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make setup-system` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        b = p.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         yield b
         b.close()
 

@@ -19,16 +19,14 @@ import contextlib
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO, make_submission, run_cli, solution_code
+from conftest import REPO, free_port, make_submission, run_cli, solution_code, wait_for_jupyter
 
 A, NB = "01_tokenization", "tokenization"
 QUESTIONS = {"question_utf8": 2.0, "question_decode": 2.0, "question_special": 1.0}  # grade_id -> points
@@ -127,9 +125,7 @@ def test_autograde_leaves_written_answers_to_a_person(course):
 def formgrader(course: Path, log: Path):
     """A real ``jupyter server`` started from the repository (its nbgrader_config.py names the course), serving
     the folder that holds the course (formgrader requires that); yields ``call(path, method, body)``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     token = "llmcourse-manual-grading"
     env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     args = ["--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}"]
@@ -156,14 +152,7 @@ def formgrader(course: Path, log: Path):
             return text
 
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    call("/api/status", timeout=5)
-                    break
-                except OSError:
-                    assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                    time.sleep(0.5)
+            wait_for_jupyter(f"http://127.0.0.1:{port}", server, log, headers={"Authorization": f"token {token}"})
             yield call
         finally:
             server.terminate()

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, gradebook_scores, make_submission, run_cli, solution_code
+from conftest import REPO, free_port, gradebook_scores, make_submission, run_cli, solution_code, wait_for_jupyter
 
 A, NB = "01_tokenization", "tokenization"
 FULL, DECODE, ENCODE = 18.0, 2.0, 3.0
@@ -63,9 +61,7 @@ def test_the_formgrader_grades_like_llmcourse(course, tmp_path):
     """Autograde one submission through formgrader's REST API, as its "autograde" button does."""
     good = solution_code(A, NB)
     make_submission(course / "submitted", "eve_formgrader", A, NB, {**good, **CHANGES["import_reference"]})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     token = "llmcourse-test-token"
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(
@@ -97,14 +93,7 @@ def test_the_formgrader_grades_like_llmcourse(course, tmp_path):
             return json.loads(response.read())
 
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                call("/api/status", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(0.5)
+        wait_for_jupyter(base, server, tmp_path / "server.log", headers={"Authorization": f"token {token}"})
         assert A in [a["name"] for a in call("/formgrader/api/assignments")]
         result = call(f"/formgrader/api/submission/{A}/eve_formgrader/autograde", method="POST")
         assert result["success"], result.get("log", "")[-3000:]

@@ -28,22 +28,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import REPO, chromium, free_port, wait_for_jupyter
 from llmcourse.toolbox import bertviz_offline as bv
 from llmcourse.toolbox.heads import minilm_attentions, previous_token_scores, sentence_attention, top_heads
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "bertviz"
-CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
 SENTENCE = "The cat sat on the mat because it was warm."
 
 # d3's schemeCategory10: bertviz colours head h (head view) / layer l (model view) with entry h / l
@@ -98,18 +95,6 @@ LOOPBACK_ONLY = [
 
 # ----------------------------------------------------------------------------------------------
 # the browser
-
-
-def chromium() -> str:
-    path = shutil.which(CHROMIUM)
-    if path is None:
-        pytest.fail(
-            f"headless Chromium not found at {CHROMIUM}: the browser tests need it. Run the set-up "
-            "first: `make setup-system` (it installs Debian's `chromium` with apt), or point "
-            "LLMCOURSE_CHROMIUM at a Chromium binary.",
-            pytrace=False,
-        )
-    return path
 
 
 def run_chromium(
@@ -414,12 +399,6 @@ attn = [torch.softmax(3 * torch.randn(1, H, T, T), dim=-1) for _ in range(L)]
 bv.head_view(attn, tokens, heads=[0, 1])"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_draws_in_a_trusted_jupyterlab_notebook(tmp_path):
     import nbclient
     import nbformat
@@ -438,7 +417,7 @@ def test_draws_in_a_trusted_jupyterlab_notebook(tmp_path):
     settings = tmp_path / "cfg/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     settings.parent.mkdir(parents=True)
     settings.write_text('{"fetchNews": "false"}')
-    port = _free_port()
+    port = free_port()
     lab = subprocess.Popen(
         [
             sys.executable,
@@ -470,17 +449,7 @@ def test_draws_in_a_trusted_jupyterlab_notebook(tmp_path):
         NotebookNotary(data_dir=env["JUPYTER_DATA_DIR"]).sign(nb)  # what `jupyter trust` does
         nbformat.write(nb, root / "views.ipynb")
 
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
-                break
-            except OSError:
-                if lab.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:]
-                    ) from None
-                time.sleep(0.5)
+        wait_for_jupyter(f"http://127.0.0.1:{port}", lab, tmp_path / "lab.log")
 
         url = f"http://127.0.0.1:{port}/lab/tree/views.ipynb?reset"
         png = ARTIFACTS / "jupyterlab.png"

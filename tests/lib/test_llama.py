@@ -189,9 +189,11 @@ def test_cached_forward_in_chunks_equals_the_full_forward():
     model = random_model()
     idx = torch.randint(0, model.config.vocab_size, (2, 20))
     with torch.inference_mode():
-        full = model.lm_head(model._hidden(idx))  # (B, T, V)
+        full = model.lm_head(model.hidden_states(idx))  # (B, T, V)
         caches = model.new_caches(2, 20)
-        pieces = [model.lm_head(model._hidden(idx[:, a:b], caches)) for a, b in [(0, 7), (7, 8), (8, 15), (15, 20)]]
+        pieces = [
+            model.lm_head(model.hidden_states(idx[:, a:b], caches)) for a, b in [(0, 7), (7, 8), (8, 15), (15, 20)]
+        ]
     assert (torch.cat(pieces, dim=1) - full).abs().max().item() < 1e-5
 
 

@@ -267,9 +267,13 @@ def test_gpt_logits_equal_hf_gpt2(kw):
     assert type(hf).__name__ == "GPT2LMHeadModel"
     idx = torch.randint(0, 64, (3, 32), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        ours, theirs = model(idx)[0], hf(idx).logits
+        ours, theirs = model(idx)[0], hf(idx, output_hidden_states=True)
     assert ours.abs().max() > 1.0  # not the near-zero logits of an untrained model
-    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours, theirs.logits, atol=1e-5, rtol=0)
+    # without the head: HF's last hidden state is after ln_f, as ours is
+    torch.testing.assert_close(model.hidden_states(idx), theirs.hidden_states[-1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        model.hidden_states(idx + 64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
