@@ -10,6 +10,8 @@ regrade) never race each other. Every other test is scheduled on its own.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -25,6 +27,7 @@ import pytest
 from llmcourse.grading.assignment import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's commands: jupyter, nbgrader, llmcourse
 
 # Jupyter and IPython state inside the work tree, never the machine's home (design.md s.6).
 for var, sub in [
@@ -199,6 +202,42 @@ def wait_for_jupyter(
                 tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
                 raise AssertionError(f"the Jupyter server at {url} did not start:\n{tail}") from None
             time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def formgrader(course: Path, log: Path):
+    """A real ``jupyter server`` started from the repository (its nbgrader_config.py names the course), serving
+    the folder that holds the course (formgrader requires that). Yields ``call(path, method, body, timeout)``:
+    the server's answer, parsed when it is JSON (``/api/...``, ``/formgrader/api/...``), else the page's text."""
+    port, token = free_port(), "llmcourse-test-token"
+    url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
+    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    args = ["--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}"]
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [str(BIN / "jupyter"), "server", *args, f"--ServerApp.root_dir={course.parent}"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+        def call(path: str, method: str = "GET", body: dict | None = None, timeout: float = 60):
+            data = json.dumps(body).encode() if body is not None else b"" if method == "POST" else None
+            request = urllib.request.Request(
+                url + path, method=method, data=data, headers={**headers, "Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read().decode()
+            # JSON, though formgrader sends it as text/html
+            return json.loads(text) if path.startswith(("/api/", "/formgrader/api/")) else text
+
+        try:
+            wait_for_jupyter(url, server, log, headers=headers)
+            yield call
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")

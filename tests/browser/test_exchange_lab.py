@@ -17,12 +17,12 @@ from pathlib import Path
 
 import labkit
 import nbformat
+from conftest import BIN
 from labkit import REPO, WAIT_MS, WRONG_SOFTMAX, Lab, new_page, screenshot
 
 browser = labkit.browser  # registered here: a tests/browser/conftest.py would shadow tests/conftest.py
 
 A, NB = "04_attention", "attention"
-BIN = Path(sys.executable).parent
 # Is the text "expected <x>, got <y>" inside the visible part of its scroll box (no horizontal scrolling needed)?
 FITS = """(pre) => {
     const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);

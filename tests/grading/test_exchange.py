@@ -23,17 +23,15 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO, gradebook_scores, hidden_source_lines, manifest, run_cli, solution_code
+from conftest import BIN, REPO, gradebook_scores, hidden_source_lines, manifest, run_cli, solution_code
 
 A, NB = "04_attention", "attention"
-BIN = Path(sys.executable).parent
 STUDENTS = ("full", "partial", "empty")
 PARTIAL_ANSWERS = ("softmax", "split_merge_heads")  # solution cells the partial student fills in
 

@@ -15,18 +15,16 @@ questions at 0, are checked by test_every_assignment.py).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO, free_port, make_submission, run_cli, solution_code, wait_for_jupyter
+from conftest import BIN, REPO, formgrader, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 QUESTIONS = {"question_utf8": 2.0, "question_decode": 2.0, "question_special": 1.0}  # grade_id -> points
@@ -43,7 +41,6 @@ WRITTEN = {
     ("04_attention", "attention"): {"question_memory": 2.0, "question_scale": 1.0},
     ("05_transformer", "transformer"): {"question_prenorm": 1.0, "question_flops": 2.0},
 }
-BIN = Path(sys.executable).parent
 
 
 def manual_cells(path: Path) -> dict[str, nbformat.NotebookNode]:
@@ -119,44 +116,6 @@ def test_autograde_leaves_written_answers_to_a_person(course):
     row = exported(course)
     assert float(row["score"]) == AUTOGRADED
     assert float(row["max_score"]) == AUTOGRADED + sum(QUESTIONS.values())
-
-
-@contextlib.contextmanager
-def formgrader(course: Path, log: Path):
-    """A real ``jupyter server`` started from the repository (its nbgrader_config.py names the course), serving
-    the folder that holds the course (formgrader requires that); yields ``call(path, method, body)``."""
-    port = free_port()
-    token = "llmcourse-manual-grading"
-    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    args = ["--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}"]
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [str(BIN / "jupyter"), "server", *args, f"--ServerApp.root_dir={course.parent}"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-        def call(path: str, method: str = "GET", body: dict | None = None, timeout: float = 60):
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}{path}",
-                method=method,
-                data=None if body is None else json.dumps(body).encode(),
-                headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                text = response.read().decode()
-            if path.startswith("/formgrader/api/"):  # JSON, though formgrader sends it as text/html
-                return json.loads(text)
-            return text
-
-        try:
-            wait_for_jupyter(f"http://127.0.0.1:{port}", server, log, headers={"Authorization": f"token {token}"})
-            yield call
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
 
 
 def nbgrader_exported(course: Path) -> dict[str, str]:

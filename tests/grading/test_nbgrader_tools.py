@@ -5,15 +5,12 @@ Expected scores come from the assignment's point table."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, gradebook_scores, make_submission, run_cli, solution_code, wait_for_jupyter
+from conftest import BIN, REPO, formgrader, gradebook_scores, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 FULL, DECODE, ENCODE = 18.0, 2.0, 3.0
@@ -23,7 +20,6 @@ CHANGES = {
     "import_reference": {"encode": "from llmcourse.tokenization import encode\n"},  # the answer key: blocked
 }
 EXPECTED = {"solution": FULL, "wrong_decode": FULL - DECODE, "import_reference": FULL - ENCODE}
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -61,46 +57,10 @@ def test_the_formgrader_grades_like_llmcourse(course, tmp_path):
     """Autograde one submission through formgrader's REST API, as its "autograde" button does."""
     good = solution_code(A, NB)
     make_submission(course / "submitted", "eve_formgrader", A, NB, {**good, **CHANGES["import_reference"]})
-    port = free_port()
-    token = "llmcourse-test-token"
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [
-            str(BIN / "jupyter"),
-            "server",
-            "--no-browser",
-            "--allow-root",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            f"--ServerApp.token={token}",
-            f"--ServerApp.root_dir={course.parent}",
-        ],
-        cwd=REPO,
-        env=tool_env(course),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def call(path: str, method: str = "GET", timeout: float = 600) -> dict:
-        request = urllib.request.Request(
-            base + path,
-            method=method,
-            data=b"" if method == "POST" else None,
-            headers={"Authorization": f"token {token}"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-
-    try:
-        wait_for_jupyter(base, server, tmp_path / "server.log", headers={"Authorization": f"token {token}"})
+    with formgrader(course, tmp_path / "server.log") as call:
         assert A in [a["name"] for a in call("/formgrader/api/assignments")]
-        result = call(f"/formgrader/api/submission/{A}/eve_formgrader/autograde", method="POST")
+        result = call(f"/formgrader/api/submission/{A}/eve_formgrader/autograde", method="POST", timeout=600)
         assert result["success"], result.get("log", "")[-3000:]
         # the grading kernel is never offered in the launcher: in it, visible tests print no PASS or FAIL
         assert "llmcourse-grading" not in call("/api/kernelspecs")["kernelspecs"]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
     assert gradebook_scores(course)["eve_formgrader"] == FULL - ENCODE
