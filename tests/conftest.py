@@ -134,6 +134,12 @@ def make_submission(
     return path
 
 
+def instructor_env(course: Path) -> dict:
+    """The environment of an instructor's shell on ``course``: the venv's commands (nbgrader, jupyter,
+    llmcourse) first on PATH, and the course named for the repository's nbgrader_config.py."""
+    return dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+
+
 def gradebook_scores(course: Path) -> dict[str, float]:
     """student -> total auto score in the course's nbgrader gradebook, read with plain SQL."""
     rows = (
@@ -211,7 +217,7 @@ def formgrader(course: Path, log: Path):
     the server's answer, parsed when it is JSON (``/api/...``, ``/formgrader/api/...``), else the page's text."""
     port, token = free_port(), "llmcourse-test-token"
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
-    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = instructor_env(course)
     args = ["--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}"]
     with open(log, "w") as out:
         server = subprocess.Popen(

@@ -353,8 +353,7 @@ class Llama(nn.Module):
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) long -> (logits (B, T, V), mean cross-entropy against targets, or None)."""
-        self._check_idx(idx)
-        logits = self.lm_head(self._hidden(idx))  # (B, T, V)
+        logits = self.lm_head(self.hidden_states(idx))  # (B, T, V)
         loss = None
         if targets is not None:
             if not isinstance(targets, Tensor) or targets.shape != idx.shape:

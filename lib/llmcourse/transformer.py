@@ -319,8 +319,7 @@ class GPT(nn.Module):
         logits[b, t] scores every vocabulary entry as the token after idx[b, :t+1]. With targets
         (B, T) (usually idx shifted left by one; -1 = ignore), loss is the mean cross-entropy.
         """
-        self._check_idx(idx)
-        x = self._hidden(idx)  # (B, T, C)
+        x = self.hidden_states(idx)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:

@@ -17,12 +17,11 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, chromium, free_port, wait_for_jupyter
+from conftest import BIN, REPO, chromium, free_port, wait_for_jupyter
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 BROWSER_ARGS = [
@@ -45,7 +44,7 @@ WRONG_SOFTMAX = """def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     e = torch.exp(x - m)
     s = e.sum(dim=-1, keepdim=True)
     return e / torch.where(s == 0, torch.ones_like(s), s)"""
-VENV_BIN = str(Path(sys.executable).parent)
+VENV_BIN = str(BIN)
 
 
 def make_command(target: str) -> str:

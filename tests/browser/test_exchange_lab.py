@@ -53,11 +53,11 @@ def sh(args: list[str], cwd: Path, env: dict) -> str:
 def graded_course() -> Path:
     """04 generated, one solution submission graded, the assignment released to the exchange."""
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_submission, solution_code
+    from conftest import instructor_env, make_submission, solution_code
 
     course = REPO / "test-artifacts" / "browser" / "course_exchange"  # inside the served root, as formgrader needs
     shutil.rmtree(course, ignore_errors=True)
-    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = instructor_env(course)
     sh([str(BIN / "llmcourse"), "generate", A, "--no-update-repo"], REPO, env)
     make_submission(course / "submitted", "ada", A, NB, solution_code(A, NB))
     sh([str(BIN / "llmcourse"), "autograde", A, "--workers", "1"], REPO, env)

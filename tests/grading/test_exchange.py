@@ -29,15 +29,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import BIN, REPO, gradebook_scores, hidden_source_lines, manifest, run_cli, solution_code
+from conftest import BIN, REPO, gradebook_scores, hidden_source_lines, instructor_env, manifest, run_cli, solution_code
 
 A, NB = "04_attention", "attention"
 STUDENTS = ("full", "partial", "empty")
 PARTIAL_ANSWERS = ("softmax", "split_merge_heads")  # solution cells the partial student fills in
-
-
-def instructor_env(course: Path) -> dict:
-    return dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
 
 
 def student_env(home: Path) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import BIN, REPO, formgrader, make_submission, run_cli, solution_code
+from conftest import BIN, REPO, formgrader, instructor_env, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 QUESTIONS = {"question_utf8": 2.0, "question_decode": 2.0, "question_special": 1.0}  # grade_id -> points
@@ -121,7 +121,7 @@ def test_autograde_leaves_written_answers_to_a_person(course):
 def nbgrader_exported(course: Path) -> dict[str, str]:
     """``nbgrader export`` itself, from the repository (its nbgrader_config.py), into a file of ours."""
     out = course / "nbgrader_grades.csv"
-    env = dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = instructor_env(course)
     proc = subprocess.run(
         [str(BIN / "nbgrader"), "export", f"--to={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )

@@ -5,12 +5,10 @@ Expected scores come from the assignment's point table."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
-from conftest import BIN, REPO, formgrader, gradebook_scores, make_submission, run_cli, solution_code
+from conftest import BIN, REPO, formgrader, gradebook_scores, instructor_env, make_submission, run_cli, solution_code
 
 A, NB = "01_tokenization", "tokenization"
 FULL, DECODE, ENCODE = 18.0, 2.0, 3.0
@@ -34,15 +32,11 @@ def course(tmp_path_factory):
     return course
 
 
-def tool_env(course: Path) -> dict:
-    return dict(os.environ, LLMCOURSE_COURSE_DIR=str(course), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-
-
 def test_the_nbgrader_command_grades_like_llmcourse(course):
     proc = subprocess.run(
         [str(BIN / "nbgrader"), "autograde", A, "--force"],
         cwd=REPO,
-        env=tool_env(course),
+        env=instructor_env(course),
         capture_output=True,
         text=True,
         timeout=900,
