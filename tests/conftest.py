@@ -44,7 +44,10 @@ os.environ.setdefault("LLMCOURSE_CACHE_DIR", str(REPO / ".cache"))
 
 # Modules holding a scenario batch: "module" (one batch for the whole module) or "per_param" (one batch per
 # value of the batch fixture's parameter, the first id in each test's brackets: one per assignment).
+# A module whose module-scoped fixture writes one fixed path must be here too: on two workers each would
+# run the fixture, and one would delete what the other is reading (test_site's pages did, in CI).
 BATCHES = {
+    "tests/test_site.py": "module",
     "tests/grading/test_attacks.py": "module",
     "tests/grading/test_grading.py": "module",
     "tests/grading/test_nbgrader_tools.py": "module",
