@@ -1,15 +1,18 @@
 """Assignment 01, part 7 (issue 12): training merges incrementally, graded for the same merges and for
 speed, through the real grading path (``llmcourse autograde``: the sandboxed kernel, TrustedChecks).
 
-Speed is a ratio measured in the grading kernel: the student's trainer against a trainer that recounts
-every merge, on the same text, one after the other (``checks/tokenization.py``); the trusted grader
-compares the ratio, capped at 5, with the reference's. No test here asserts a time. What must hold:
+Speed is a ratio: the student's trainer against a trainer that recounts every merge, on the same text.
+When graded, the grader measures it itself (``llmcourse.grading.timing``): it sends a cell that calls the
+student's trainer on a slice of Shakespeare it drew, reads its own clock around that cell, checks the
+merges and runs the baseline in its own process. No test here asserts a time. What must hold:
 
 - the incremental solution earns the part;
 - part 3's algorithm (recount every pair after every merge), handed in as part 7, gives the very same
   merges and still earns nothing, and the report says why (how many times faster it was);
-- freezing ``time.perf_counter`` and ``time.monotonic`` in the notebook changes nothing: the checks read
-  a clock of their own.
+- and so do four ways of faking the speed, each of which earned the part when the kernel timed itself:
+  freezing ``time.perf_counter`` and friends, wrapping the slow trainer in ``functools.cache`` (the
+  kernel timed it a second time on the same text), rewriting the check so that its record claims 5x, and
+  keeping every core busy while the baseline runs (the grader counts the baseline's CPU seconds).
 
 Every other part of the three submissions is the solution's and keeps its points.
 """
@@ -34,6 +37,45 @@ FROZEN_CLOCK = (
     "time.monotonic = lambda: 0.0\n"
     "time.time = lambda: 0.0\n\n"
 ) + NAIVE
+MEMOIZED = ("import functools\n\n\n@functools.cache  # a timed run on a text seen before costs nothing\n") + NAIVE
+CLAIMS_SPEED = (
+    NAIVE
+    + """
+
+import llmcourse.checks.tokenization as _t
+from llmcourse.checks.checker import get_spec as _get_spec
+
+
+def _claim(train, *, text, vocab_size, pattern, timed=False):
+    merges = train(text, vocab_size, pattern)
+    return {"merges": merges, _t.SPEED_KEY: 5.0} if timed else merges
+
+
+object.__setattr__(_get_spec("tokenization.train_merges_incremental"), "adapter", _claim)
+"""
+)
+# Two processes that spin for at most 60 s: inside the grading sandbox they share the machine's cores with
+# the grader, and they die with the kernel (its PID namespace) when the notebook is done.
+BURNS_CORES = (
+    NAIVE
+    + """
+
+import subprocess as _sp
+import sys as _sys
+
+_burners = [
+    _sp.Popen([_sys.executable, "-c", "import time\\nt = time.time()\\nwhile time.time() - t < 60: pass"])
+    for _ in range(2)
+]
+"""
+)
+SLOW = {
+    "naive": NAIVE,
+    "naive_frozen_clock": FROZEN_CLOCK,
+    "naive_memoized": MEMOIZED,
+    "naive_claims_speed": CLAIMS_SPEED,
+    "naive_burns_cores": BURNS_CORES,
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +83,7 @@ def report(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("incremental")
     subs, course = tmp / "subs", tmp / "course"
     good = solution_code(A, NB)
-    for student, part7 in {"incremental": good["train_merges_incremental"], "naive": NAIVE,
-                           "naive_frozen_clock": FROZEN_CLOCK}.items():  # fmt: skip
+    for student, part7 in {"incremental": good["train_merges_incremental"], **SLOW}.items():
         make_submission(subs, student, A, NB, {**good, "train_merges_incremental": part7})
     run_cli("autograde", A, "--submissions", str(subs), *batch_workers(), course_dir=course)
     rows = json.loads((course / "reports" / f"{A}.json").read_text())
@@ -72,12 +113,12 @@ def expected(part7: float) -> dict[str, float]:
 
 def test_the_incremental_trainer_earns_the_part(report):
     assert part_scores(report["incremental"]) == expected(part7=3.0)
-    assert "PASS tokenization.train_merges_incremental: all 6 hidden cases" in trusted_report(
-        report["course"], "incremental"
-    )
+    text = trusted_report(report["course"], "incremental")
+    assert "PASS tokenization.train_merges_incremental: all 6 hidden cases" in text
+    assert "speed, measured by the grader on a text of its own: 5 times as fast as the baseline" in text
 
 
-@pytest.mark.parametrize("student", ["naive", "naive_frozen_clock"])
+@pytest.mark.parametrize("student", list(SLOW))
 def test_recounting_every_merge_gives_the_same_merges_and_earns_nothing(report, student):
     assert part_scores(report[student]) == expected(part7=0.0)
     text = trusted_report(report["course"], student)
@@ -88,3 +129,6 @@ def test_recounting_every_merge_gives_the_same_merges_and_earns_nothing(report, 
     assert "output['times faster than recounting every merge (5 needed)']: expected 5.0, got " in visible
     hidden = text.split("  - hidden case 6 (", 1)[1]
     assert "timed" in hidden.split("\n")[0] and "output[some key]" in hidden  # no hidden values shown
+    # the grader's own measurement, on its own text: the same algorithm as the baseline is far from 5x
+    measured = text.split("speed, measured by the grader on a text of its own: ", 1)[1].split(" times as fast")[0]
+    assert float(measured) < 2.5, text

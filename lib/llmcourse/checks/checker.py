@@ -24,6 +24,11 @@ What ``check`` does depends on where it runs:
 A check is described by a :class:`Spec` in ``llmcourse/checks/<topic>.py``: where the reference lives,
 how to build visible and hidden cases, and the tolerance. Hidden random cases are drawn from a seed
 that only the grader knows (``LLMCOURSE_GRADING_SEED``), so they cannot be precomputed.
+
+A part graded for speed as well (01 part 7) has a :class:`Timing`. A speed measured inside a kernel is
+only a claim (the kernel can patch the clock, forge the record, or cache answers between the runs it
+times), so when graded, the grader measures it with its own clock on inputs of its own
+(:mod:`llmcourse.grading.timing`) and the kernel's figure is replaced by the grader's.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 MIME = "application/vnd.llmcourse.check+json"
+PROBE_MIME = "application/vnd.llmcourse.probe+json"  # one timed call's output (see Timing)
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 8_000_000  # a runaway output must not flood the notebook or the grader
 
@@ -71,6 +77,27 @@ class Case:
 
 
 @dataclasses.dataclass(frozen=True)
+class Timing:
+    """How a part graded for speed is timed by the grader, outside the kernel (:mod:`llmcourse.grading.timing`).
+
+    key:      the key of a timed case's output (a dict) that holds the speed, as a ratio to the baseline.
+              When graded, the student's value there is replaced by the grader's measurement and the
+              reference's by ``bar``; the other keys (e.g. the merges) are compared as usual.
+    bar:      the ratio the part asks for; a measurement is capped at it.
+    probe:    ``(random.Random) -> args``: a fresh call of the graded function itself on inputs drawn by
+              the grader, so the kernel can neither know them in advance nor have cached the answer.
+    baseline: ``(args, budget_s) -> seconds``: the CPU seconds a trusted baseline takes on those args in
+              the grader's own process, or None once it has used ``budget_s`` without finishing. CPU
+              time, not wall time: a kernel that keeps the cores busy cannot slow the baseline down.
+    """
+
+    key: str
+    bar: float
+    probe: Callable[[Any], tuple]
+    baseline: Callable[[tuple, float], float | None]
+
+
+@dataclasses.dataclass(frozen=True)
 class Spec:
     """How to check one graded function or class.
 
@@ -87,6 +114,7 @@ class Spec:
                (``"torch.nn.functional.softmax"``, ``"torch.Tensor.softmax"`` for the method); see
                :mod:`llmcourse.checks.forbidden`.
     call:      the older form of ``adapter``, ``(graded, case) -> output``; prefer ``adapter``.
+    timing:    a part graded for speed too: how the grader times it (:class:`Timing`).
     """
 
     name: str
@@ -98,6 +126,7 @@ class Spec:
     call: Callable[[Callable, Case], Any] | None = None
     adapter: Callable[..., Any] | None = None
     forbidden: tuple[str, ...] = ()
+    timing: Timing | None = None
 
     def apply(self, fn: Callable, case: Case) -> Any:
         """Run ``fn`` on a private copy of the case (mutation cannot leak between cases)."""
@@ -464,12 +493,21 @@ def expected_results(spec: Spec, cases: list[Case]) -> list[dict]:
 _EXPECTED: dict[tuple[str, bool, int], list[dict]] = {}
 
 
-def verify_record(record: Any, name: str, hidden: bool, seed: int, near: str | os.PathLike | None = None) -> Outcome:
+def verify_record(
+    record: Any,
+    name: str,
+    hidden: bool,
+    seed: int,
+    near: str | os.PathLike | None = None,
+    measured: float | None = None,
+) -> Outcome:
     """Trusted side: check a record emitted by a (possibly hostile) kernel.
 
     ``near``: where a student's own self-check (``llmcourse validate``) may find the release's expected
     outputs when the answer key is not installed. The grader never passes it: a submission folder could
     hold a forged file, so grading always computes the reference.
+    ``measured``: for a part with a :class:`Timing`, the speed the grader measured with its own clock; it
+    replaces the figure in the record (None: the record's own figure stands, as on a student's machine).
     """
     spec = get_spec(name)
     cases = spec.cases(hidden, seed)
@@ -478,15 +516,28 @@ def verify_record(record: Any, name: str, hidden: bool, seed: int, near: str | o
     results = record.get("results")
     if not isinstance(results, list):
         return Outcome(name, hidden, False, len(cases), ["the check's record is malformed"])
+    timed = spec.timing is not None and measured is not None
+
+    def compare(expected: list[dict]) -> Outcome:
+        if not timed:
+            return compare_results(spec, hidden, cases, expected, results)
+        return compare_results(
+            spec,
+            hidden,
+            cases,
+            [_with_speed(e, spec.timing.key, spec.timing.bar) for e in expected],
+            [_with_speed(r, spec.timing.key, float(measured)) for r in results],
+        )
+
     if near is None:
         key = (name, hidden, seed)
         if key in _EXPECTED:  # the fast path: a pass against the reference's outputs computed earlier
-            outcome = compare_results(spec, hidden, cases, _EXPECTED[key], results)
+            outcome = compare(_EXPECTED[key])
             if outcome.passed:
                 return outcome
         expected = expected_results(spec, cases)  # a failure is always confirmed against a fresh computation
         _EXPECTED[key] = expected
-        return compare_results(spec, hidden, cases, expected, results)
+        return compare(expected)
     from .expected import ExpectedUnavailable
 
     try:
@@ -495,7 +546,18 @@ def verify_record(record: Any, name: str, hidden: bool, seed: int, near: str | o
         return Outcome(name, hidden, False, 0, [str(e)])
     if expected is None:
         return Outcome(name, hidden, False, 0, [HIDDEN_ONLY_WHEN_GRADED])
-    return compare_results(spec, hidden, cases, expected, results)
+    return compare(expected)
+
+
+def _with_speed(result: Any, key: str, value: float) -> Any:
+    """A case's result (``{"ok": encoded output}``) with the speed under ``key`` set to ``value``, where
+    the output is a dict that has that key (a timed case); any other result is returned as it is."""
+    if not isinstance(result, dict) or not isinstance(result.get("ok"), dict):
+        return result
+    items = result["ok"].get("__dict__")
+    if not isinstance(items, list) or not any(isinstance(kv, list) and kv[:1] == [key] for kv in items):
+        return result
+    return {"ok": {"__dict__": [[key, value] if isinstance(kv, list) and kv[:1] == [key] else kv for kv in items]}}
 
 
 HIDDEN_ONLY_WHEN_GRADED = "hidden cases run only when the notebook is graded (the answer key is not installed here)"
@@ -568,6 +630,17 @@ def _forbidden_warning(spec: Spec, fn: Callable) -> str:
         return forbidden_report(spec.name, spec.forbidden, fn)
     except Exception:  # a hint must never break the check itself
         return ""
+
+
+def probe(fn: Callable, *args: Any) -> None:
+    """One call the grader times from outside (:class:`Timing`): ``fn(*args)``, its output emitted encoded.
+
+    The grader sends this as a cell of its own and reads its clock around it; nothing here is trusted
+    except the output, which must equal the reference's on inputs the kernel could not know in advance."""
+    out = encode(fn(*args))
+    from IPython.display import display
+
+    display({PROBE_MIME: {"ok": out}, "text/plain": ""}, raw=True)
 
 
 def _emit(record: dict) -> None:

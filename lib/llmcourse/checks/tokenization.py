@@ -23,6 +23,7 @@ import importlib.machinery
 import importlib.util
 import math
 import random
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,7 @@ import regex
 
 from ..toolbox.split_patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
 from . import _kit
-from .checker import Case, Spec
+from .checker import Case, Spec, Timing, grading_mode
 
 TORTURE = [
     "",
@@ -227,19 +228,22 @@ def _encode_hidden(seed: int) -> list[Case]:
 #
 # Speed is graded as a ratio, never in seconds: the student's trainer against a baseline that recounts every
 # pair after every merge (part 3's algorithm, shipped here because the grading kernel cannot import the
-# answer key), timed in the same kernel, one after the other, on the same text. Machine speed and load cancel.
+# answer key), timed one after the other on the same text. Machine speed and load cancel.
 #
 # Why not a scaling ratio of the student's own function (many merges vs few)? A constant `time.sleep` in
 # their trainer would flatten it. Against the baseline, anything the trainer wastes only counts against it.
 # The baseline stops as soon as it has run SPEEDUP times the student's time without finishing: that proves
-# the ratio, and a fast trainer costs the grader a fraction of a second.
+# the ratio, and a fast trainer costs a fraction of a second.
 #
-# Where the verdict is made: the kernel measures and emits the ratio, capped at SPEEDUP; the trusted grader
-# compares it with the reference's (also SPEEDUP) exactly, as it compares the merges. The clock is a fresh
-# instance of the `time` module, taken when this module is imported, so patching `time.perf_counter`
-# in the notebook does not reach it. What a kernel measures is only as honest as the kernel: a student who
-# deliberately patches this module, or forges the check's record with the right merges and a made-up ratio,
-# could claim any speed. Closing that needs a clock outside the kernel (the grader timing the test cell).
+# Who holds the clock:
+# - While a student works, this module measures in their kernel (`speedup`), each time on a text the trainer
+#   has not seen (a random rotation of the case's text), so a trainer that caches its answers is timed on
+#   real work. The clock is a fresh instance of the `time` module: patching `time.perf_counter` in the
+#   notebook does not reach it.
+# - When graded, the kernel measures nothing: a kernel can patch this module or forge the record. The
+#   grader times the student's trainer itself (TIMING below, llmcourse.grading.timing): a cell of its own
+#   on a slice of Shakespeare the kernel could not know, its own clock around it, the merges checked against
+#   the reference, and the baseline run in the grader's process in CPU seconds.
 
 SPEEDUP = 5.0  # recounting-every-merge is 1x; counting distinct words once, then recounting them, 2-4x;
 # incremental updates 10-45x on 10,000 characters and 150 merges (measured under load, 2026-11-29)
@@ -272,14 +276,17 @@ def _merge(word: list[int], pair: tuple[int, int], idx: int) -> list[int]:
     return out
 
 
-def recount_seconds(text: str, vocab_size: int, pattern: str | None, budget_s: float) -> float | None:
+def recount_seconds(
+    text: str, vocab_size: int, pattern: str | None, budget_s: float, clock: Callable[[], float] = _clock
+) -> float | None:
     """Seconds the naive trainer (recount every pair of every chunk after each merge) takes on the case,
-    or None once it has run ``budget_s`` without finishing."""
-    start = _clock()
+    or None once it has run ``budget_s`` without finishing. ``clock``: the kernel's wall clock, or the
+    grader's CPU clock (``time.thread_time``)."""
+    start = clock()
     chunks = regex.findall(pattern, text) if pattern is not None else [text]
     words = [list(chunk.encode("utf-8")) for chunk in chunks]
     for idx in range(256, vocab_size):
-        if _clock() - start > budget_s:
+        if clock() - start > budget_s:
             return None
         counts = {}
         for word in words:
@@ -289,7 +296,7 @@ def recount_seconds(text: str, vocab_size: int, pattern: str | None, budget_s: f
             break
         pair = min(counts, key=lambda p: (-counts[p], p))
         words = [_merge(word, pair, idx) for word in words]
-    return _clock() - start
+    return clock() - start
 
 
 def _timed(train: Callable, text: str, vocab_size: int, pattern: str | None) -> tuple[Any, float]:
@@ -298,24 +305,31 @@ def _timed(train: Callable, text: str, vocab_size: int, pattern: str | None) -> 
     return merges, _clock() - start
 
 
-def speedup(train: Callable, text: str, vocab_size: int, pattern: str | None, seconds: float) -> float:
-    """How many times faster than recounting ``train`` is on the case, capped at :data:`SPEEDUP` and
-    rounded down to 0.1 (so that only a real SPEEDUP equals the reference's). ``seconds``: one run's time.
+def capped(ratio: float) -> float:
+    """A ratio as graded: capped at :data:`SPEEDUP` and rounded down to 0.1 (only a real SPEEDUP equals it)."""
+    return min(SPEEDUP, math.floor(ratio * 10) / 10)
 
-    The trainer's time is the best of its runs; a close call (within 2x of the bar) is measured again,
-    up to three rounds, so that a busy machine does not fail a fast trainer. A pause during the baseline
-    only makes the ratio easier to reach.
+
+def speedup(train: Callable, text: str, vocab_size: int, pattern: str | None) -> float:
+    """How many times faster than recounting ``train`` is on a text like ``text`` (:func:`capped`).
+
+    Each round times the trainer on a new rotation of the text (one it has not seen: a cached answer
+    cannot help) and then the baseline on that rotation. A close call (within 2x of the bar) is measured
+    again, up to three rounds, so that a busy machine does not fail a fast trainer. A pause during the
+    baseline only makes the ratio easier to reach.
     """
-    best, ratio = seconds, 0.0
+    shift, ratio = random.Random(), 0.0
     for _ in range(3):
-        best = min(best, _timed(train, text, vocab_size, pattern)[1])
-        baseline = recount_seconds(text, vocab_size, pattern, budget_s=SPEEDUP * best)
+        k = shift.randrange(1, max(2, len(text)))
+        rotated = text[k:] + text[:k]
+        seconds = _timed(train, rotated, vocab_size, pattern)[1]
+        baseline = recount_seconds(rotated, vocab_size, pattern, budget_s=SPEEDUP * seconds)
         if baseline is None:  # the baseline is not done after SPEEDUP times the trainer's time
             return SPEEDUP
-        ratio = max(ratio, baseline / max(best, 1e-9))
+        ratio = max(ratio, baseline / max(seconds, 1e-9))
         if ratio < SPEEDUP / 2:
             break  # clearly slow: no point in measuring again
-    return min(SPEEDUP, math.floor(ratio * 10) / 10)
+    return capped(ratio)
 
 
 # trainer -> the timed cases it has already shown to be fast enough on. The grader's process is long-lived and
@@ -328,20 +342,41 @@ def run_incremental_training(
     train_merges_incremental: Callable, *, text: str, vocab_size: int, pattern: str | None, timed: bool = False
 ) -> dict | dict[str, Any]:
     """``train_merges_incremental(text, vocab_size, pattern)``: its merges and, for a timed case, also how
-    many times faster it is than recounting (:func:`speedup`), as ``{"merges": ..., SPEED_KEY: ratio}``."""
+    many times faster it is than recounting (:func:`speedup`), as ``{"merges": ..., SPEED_KEY: ratio}``.
+    In a grading kernel the ratio is None: the grader times the trainer itself (:data:`TIMING`)."""
     train = train_merges_incremental
-    merges, seconds = _timed(train, text, vocab_size, pattern)
+    merges = train(text, vocab_size, pattern)
     if not timed:
         return merges
+    if grading_mode():
+        return {"merges": merges, SPEED_KEY: None}
     case = (text, vocab_size, pattern)
     try:
         fast_on = _FAST_ON.setdefault(train, set())
     except TypeError:  # an object that cannot be weakly referenced: measured every time
         fast_on = set()
-    ratio = SPEEDUP if case in fast_on else speedup(train, text, vocab_size, pattern, seconds)
+    ratio = SPEEDUP if case in fast_on else speedup(train, text, vocab_size, pattern)
     if ratio == SPEEDUP:
         fast_on.add(case)
     return {"merges": merges, SPEED_KEY: ratio}
+
+
+def _probe(rng: random.Random) -> tuple[str, int, str]:
+    """The grader's timed call: a slice of Shakespeare at an offset only the grader draws (the kernel
+    cannot have trained on it beforehand), with either split pattern."""
+    from ..toolbox.data import load_shakespeare
+
+    corpus = load_shakespeare()
+    start = rng.randrange(len(corpus) - SHAKESPEARE_CHARS)
+    pattern = rng.choice([GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN])
+    return corpus[start : start + SHAKESPEARE_CHARS], 256 + TIMED_MERGES, pattern
+
+
+def _baseline(args: tuple, budget_s: float) -> float | None:
+    return recount_seconds(*args, budget_s=budget_s, clock=time.thread_time)
+
+
+TIMING = Timing(key=SPEED_KEY, bar=SPEEDUP, probe=_probe, baseline=_baseline)
 
 
 def _shakespeare(start: int) -> str:
@@ -531,5 +566,6 @@ SPECS = [
         adapter=run_incremental_training,
         # Hugging Face's `tokenizers` trains BPE in Rust: fast, but not written by the student
         forbidden=("tokenizers",),
+        timing=TIMING,
     ),
 ]

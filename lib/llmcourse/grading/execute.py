@@ -4,6 +4,8 @@
   so do a cell timeout, the memory cap, an output flood and the notebook's own time limit.
 - Cells after the last graded or solution cell are not run (they cannot change a grade) unless
   ``run_trailing_cells``.
+- A test cell whose check is graded for speed is followed by the grader's own timed call of the student's
+  function (:mod:`llmcourse.grading.timing`); the measurement goes to TrustedChecks in ``resources``.
 - The kernel is the grading kernelspec found in ``kernel_dirs`` (never on JUPYTER_PATH, so students'
   JupyterLab never lists it), started with ipc transport in a stage folder of its own: in its sandbox
   (:mod:`llmcourse.grading.sandbox`) it has an empty network namespace, so TCP to the grader is impossible.
@@ -15,12 +17,14 @@ import os
 import shutil
 import time
 
+import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Enum, Integer, List, Unicode
 
 from ..checks.checker import MIME
+from . import timing
 from .preprocessors import _error, _stream
 
 
@@ -43,6 +47,12 @@ class GradingExecute(Execute):
     notebook_timeout = Integer(600, help="Seconds for the whole notebook.").tag(config=True)
     output_limit = Integer(1_000_000, help="Bytes of ordinary output kept per notebook.").tag(config=True)
     run_trailing_cells = Bool(False, help="Also run the cells after the last graded or solution cell.").tag(config=True)
+    time_parts = Bool(
+        True,
+        help="Time the parts graded for speed with the grader's own clock (llmcourse.grading.timing). "
+        "Off only where the answer key is not installed (llmcourse validate on a student's machine).",
+    ).tag(config=True)
+    probe_timeout = Integer(60, help="Seconds for one timed call of a student's function.").tag(config=True)
     kernel_dirs = List(
         Unicode(),
         help="Where to find the kernelspec (default: Jupyter's usual folders). "
@@ -72,6 +82,11 @@ class GradingExecute(Execute):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = 0
         self._stage = None  # the grading kernel's stage folder, made with its kernel manager
+        # cell index -> check name -> Measurement, read by TrustedChecks; present (maybe empty) when timing is on
+        self._timings = {}
+        if self.time_parts:
+            resources = resources if resources is not None else {}
+            resources[timing.RESOURCE_KEY] = self._timings
         try:
             return super().preprocess(nb, resources, km)
         except DeadKernelError:
@@ -106,7 +121,8 @@ class GradingExecute(Execute):
 
     def _get_timeout(self, cell):
         remaining = max(1, int(self._deadline - time.monotonic()))
-        timeout = super()._get_timeout(cell)
+        probe = cell is not None and cell.metadata.get("llmcourse_probe")
+        timeout = self.probe_timeout if probe else super()._get_timeout(cell)
         return min(timeout, remaining) if timeout else remaining
 
     def preprocess_cell(self, cell, resources, index):
@@ -143,7 +159,40 @@ class GradingExecute(Execute):
             if out.get("output_type") == "error" and out.get("ename") in self.BREACHES:
                 self._stopped = self.BREACHES[out["ename"]]
                 break
+        if self.time_parts and utils.is_grade(cell) and not utils.is_solution(cell):
+            self._time_parts(cell, index)
         return cell, resources
+
+    def _time_parts(self, cell, index: int) -> None:
+        """Time the checks of this test cell that are graded for speed, from here (see timing.py). A cell that
+        raised (its part earns nothing) or a notebook that stopped is not timed: the speed then counts as 0."""
+        checks = timing.timed_checks(cell.source)
+        if not checks:
+            return
+        failed = self._stopped or any(o.get("output_type") == "error" for o in cell.outputs)
+        measured = self._timings.setdefault(index, {})
+        for spec, target in checks:
+            if failed:
+                measured[spec.name] = timing.Measurement(0.0, "speed not measured: the test cell did not pass")
+            else:
+                measured[spec.name] = timing.measure(spec, lambda args, t=target: self._probe(t, args, index))
+
+    def _probe(self, target: str, args: tuple, index: int) -> tuple[list, float]:
+        """Send one timed call of the student's ``target`` and read this process's clock around it."""
+        probe = nbformat.v4.new_code_cell(timing.probe_source(target, args), metadata={"llmcourse_probe": True})
+        test_cell = self.nb.cells[index]  # nbclient puts the cell it ran at its index: the test cell goes back
+        start = time.perf_counter()
+        try:
+            self.execute_cell(probe, index, store_history=False)
+        except DeadKernelError:
+            self._stopped = "the kernel died while the grader timed a function"
+            return [_error("KernelDied", ["the kernel died"])], time.perf_counter() - start
+        except CellTimeoutError:
+            self._stopped = "the kernel ignored the interrupt after a timed call ran out of time"
+            return [_error("CellTimeoutError", ["timed out"])], time.perf_counter() - start
+        finally:
+            self.nb.cells[index] = test_cell
+        return probe.outputs, time.perf_counter() - start
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})

@@ -9,6 +9,8 @@
                      its visible share, or all its points (:mod:`llmcourse.grading.scoring`). A part whose
                      answer uses a library call the part asks students to write themselves
                      (:mod:`llmcourse.grading.write_yourself`) earns zero, or is only flagged.
+                     A part graded for speed is judged on the speed the grader measured
+                     (:mod:`llmcourse.grading.timing`), never on the kernel's.
 The notebook itself runs in :class:`llmcourse.grading.execute.GradingExecute`.
 
 ``SanitizeFeedback`` removes what a student's own code could have printed about hidden inputs
@@ -34,6 +36,7 @@ from traitlets import Bool, Integer, Unicode
 from ..checks.checker import MIME, Outcome, verify_record
 from .assignment import check_calls, expected_checks
 from .scoring import graded_outputs, part_score
+from .timing import RESOURCE_KEY
 from .write_yourself import MODES, notebook_code, part_findings
 
 # errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
@@ -99,8 +102,13 @@ def judge_cell(cell: NotebookNode, seed: int, near: Path | None = None) -> tuple
     return passed, [o.report() for o in outcomes] + errors
 
 
-def judge_outcomes(cell: NotebookNode, seed: int, near: Path | None = None) -> tuple[list[Outcome], list[str]]:
-    """(one Outcome per check the cell's source names, the errors the cell raised) of an executed test cell."""
+def judge_outcomes(
+    cell: NotebookNode, seed: int, near: Path | None = None, measured: dict[str, float] | None = None
+) -> tuple[list[Outcome], list[str]]:
+    """(one Outcome per check the cell's source names, the errors the cell raised) of an executed test cell.
+
+    ``measured``: check name -> the speed the grader measured for a part graded for speed (a check missing
+    from it counts as 0); None keeps the kernel's own figures (a student's ``llmcourse validate``)."""
     expected = expected_checks(cell.source)
     records = _records(cell)
     used = [False] * len(records)
@@ -122,7 +130,8 @@ def judge_outcomes(cell: NotebookNode, seed: int, near: Path | None = None) -> t
         if record is None:
             outcomes.append(Outcome(name, hidden, False, 0, [missing]))
         else:
-            outcomes.append(verify_record(record, name, hidden, seed, near=near))
+            speed = None if measured is None else measured.get(name, 0.0)
+            outcomes.append(verify_record(record, name, hidden, seed, near=near, measured=speed))
     if not expected and cell.get("execution_count") is None and not errors:
         errors = ["this test cell did not run"]
     return outcomes, errors
@@ -170,10 +179,12 @@ class TrustedChecks(NbGraderPreprocessor):
         ]
         # a timeout interrupts the kernel: name the timeout, not the KeyboardInterrupt it caused
         limits.sort(key=lambda ename: ename == "KeyboardInterrupt")
-        outcomes, errors = judge_outcomes(cell, self._seed)
+        # the speeds the grader measured for this cell (GradingExecute); never the kernel's (timing.py)
+        timings = resources.get(RESOURCE_KEY, {}).get(index, {})
+        outcomes, errors = judge_outcomes(cell, self._seed, measured={n: m.ratio for n, m in timings.items()})
         points = float(cell.metadata["nbgrader"].get("points", 0))
         score = part_score(points, outcomes, errors)  # visible and hidden shares (scoring.py)
-        lines = [o.report() for o in outcomes] + errors
+        lines = [o.report() for o in outcomes] + errors + [m.line for m in timings.values()]
         findings = part_findings(check_calls(cell.source), *self._code)
         if findings and self.forbidden == "zero":
             score = 0.0
