@@ -75,6 +75,18 @@ def sync_workspace(work: Path) -> str:
 def open_notebook(page, lab: Lab, rel: str) -> None:
     page.goto(f"{lab.url}/lab/tree/{rel}?reset")
     page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for()
+    # JupyterLab asks "Select Kernel" when it opens a notebook before it knows which kernels there are (seen
+    # once in CI, under load). The notebook's own kernel is preselected; a student clicks Select, and so do we.
+    idle = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
+    page.wait_for_function(
+        f"() => document.querySelector({idle!r}) || [...document.querySelectorAll('.jp-Dialog')]"
+        ".some(d => d.textContent.includes('Select Kernel'))",
+        timeout=WAIT_MS,
+    )
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count():
+        screenshot(page, "select-kernel-dialog")
+        dialog.locator("button.jp-mod-accept").click()
     # the kernel started and the notebook's toolbar shows it idle: the Lab's commands now apply to it
     page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
 

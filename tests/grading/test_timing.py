@@ -69,13 +69,13 @@ def test_recounting_is_far_from_the_bar_even_with_its_answers_cached(train):
 
 
 def test_a_close_call_is_measured_again_on_new_inputs():
-    """A run that reports 1/3.5 of the baseline's own time (a ratio of 3.5: within 2x of the bar)."""
+    """A run that reports 1/3.55 of the baseline's own time (a ratio of 3.5 once rounded down: within 2x of the bar)."""
     calls = []
 
     def close_call(args):
         outputs, _ = runner(train_merges_incremental, calls)(args)
         (baseline,) = [b for a, _, b in timing._INPUTS[SPEC.name] if a == args]
-        return outputs, baseline / 3.5
+        return outputs, baseline / 3.55
 
     m = timing.measure(SPEC, close_call)
     assert len(calls) == timing.ROUNDS and len({args[0] for args in calls}) == timing.ROUNDS

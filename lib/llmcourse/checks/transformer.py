@@ -30,6 +30,12 @@ from .checker import Case, Spec
 
 RTOL = 1e-5
 ATOL = 1e-5  # float32: different but correct orders of the same arithmetic stay well inside this
+# A whole GPT stacks several blocks, and a rounding difference grows on the way up. Measured: a GPT whose
+# LayerNorm is F.layer_norm (the same arithmetic in another order) against the reference, 400 seeds of
+# hidden cases, needed |e - g| / (1 + |e|) <= 6.8e-6; but one course seed (1463265160, "random sizes") had
+# a logit off by 1.17e-5 at |e| = 0.106, just past ATOL, which cost a correct student the hidden share.
+# Bugs in a GPT move logits by 1e-2 or more, so 3e-5 still tells them apart.
+GPT_ATOL = 3e-5
 
 # the fields of GPTConfig (the notebook's and the reference's); dropout is always 0 in the cases
 CONFIG_FIELDS = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
@@ -548,7 +554,7 @@ SPECS = [
         _layernorm_visible,
         _layernorm_hidden,
         rtol=RTOL,
-        atol=ATOL,
+        atol=GPT_ATOL,
         adapter=run_layernorm,
         forbidden=FORBIDDEN_LAYERNORM,
     ),
@@ -558,7 +564,7 @@ SPECS = [
         _gelu_visible,
         _gelu_hidden,
         rtol=RTOL,
-        atol=ATOL,
+        atol=GPT_ATOL,
         forbidden=FORBIDDEN_GELU,
     ),
     Spec(
@@ -567,7 +573,7 @@ SPECS = [
         _mlp_visible,
         _mlp_hidden,
         rtol=RTOL,
-        atol=ATOL,
+        atol=GPT_ATOL,
         adapter=run_mlp,
         forbidden=FORBIDDEN_GELU,
     ),
@@ -577,7 +583,7 @@ SPECS = [
         _block_visible,
         _block_hidden,
         rtol=RTOL,
-        atol=ATOL,
+        atol=GPT_ATOL,
         adapter=run_block,
         forbidden=FORBIDDEN_LAYERNORM + FORBIDDEN_BLOCK,
     ),
@@ -587,7 +593,7 @@ SPECS = [
         _gpt_visible,
         _gpt_hidden,
         rtol=RTOL,
-        atol=ATOL,
+        atol=GPT_ATOL,
         adapter=run_gpt,
         forbidden=FORBIDDEN_LAYERNORM + FORBIDDEN_BLOCK,
     ),
@@ -597,7 +603,7 @@ SPECS = [
         _generate_visible,
         _generate_hidden,
         rtol=RTOL,
-        atol=ATOL,
+        atol=GPT_ATOL,
         adapter=run_generate,
     ),
 ]
