@@ -86,14 +86,15 @@ class Timing:
     bar:      the ratio the part asks for; a measurement is capped at it.
     probe:    ``(random.Random) -> args``: a fresh call of the graded function itself on inputs drawn by
               the grader, so the kernel can neither know them in advance nor have cached the answer.
-    baseline: ``(args) -> None``: a trusted baseline run on those args, which the grader times in its own
-              process in CPU seconds (not wall time: a kernel that keeps the cores busy cannot slow it).
+    baseline: ``(args, budget_s) -> seconds``: the CPU seconds a trusted baseline takes on those args in
+              the grader's own process, or None once it has used ``budget_s`` without finishing. CPU
+              time, not wall time: a kernel that keeps the cores busy cannot slow the baseline down.
     """
 
     key: str
     bar: float
     probe: Callable[[Any], tuple]
-    baseline: Callable[[tuple], Any]
+    baseline: Callable[[tuple, float], float | None]
 
 
 @dataclasses.dataclass(frozen=True)
