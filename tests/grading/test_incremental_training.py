@@ -129,6 +129,6 @@ def test_recounting_every_merge_gives_the_same_merges_and_earns_nothing(report, 
     assert "output['times faster than recounting every merge (5 needed)']: expected 5.0, got " in visible
     hidden = text.split("  - hidden case 6 (", 1)[1]
     assert "timed" in hidden.split("\n")[0] and "output[some key]" in hidden  # no hidden values shown
-    # the grader's own measurement, on its own text: the same algorithm as the baseline is far from 5x
+    # the grader's own measurement, on its own text: the same algorithm as the baseline (about 1x) misses 5x
     measured = text.split("speed, measured by the grader on a text of its own: ", 1)[1].split(" times as fast")[0]
-    assert float(measured) < 2.5, text
+    assert float(measured) < 5, text
