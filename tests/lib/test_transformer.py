@@ -367,6 +367,14 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def minilm_pair():
+    """Ours and Hugging Face's BERT on the same MiniLM weights, both in float64.
+
+    The claim is that the two compute the same function, so it is checked where rounding cannot hide a
+    difference or invent one: in float32 the two sum in different orders, and PyTorch's kernels round
+    differently per CPU (hidden state 5 differed by 1.05e-4 on an AVX-512 EPYC against 6e-5 here). In
+    float64 they agree to 6e-14 (hidden states) and 4e-15 (attentions) here, so 1e-10 leaves a margin
+    of 10^3 for any summation order, while a real mistake (a missing scale, the wrong LayerNorm eps,
+    GELU's tanh form) moves hidden states by 1e-3 or more."""
     from transformers import BertModel
 
     device = default_device()
@@ -376,7 +384,7 @@ def minilm_pair():
         .to(device)
         .eval()
     )
-    return ours, theirs, tok, device
+    return ours.double(), theirs.double(), tok, device
 
 
 def test_minilm_matches_hf_bert(minilm_pair):
@@ -391,10 +399,11 @@ def test_minilm_matches_hf_bert(minilm_pair):
     B, T = batch["input_ids"].shape
     for i, (h, r) in enumerate(zip(hidden, ref.hidden_states)):
         assert h.shape == (B, T, 384)
-        torch.testing.assert_close(h, r, atol=1e-4, rtol=0, msg=lambda m, i=i: f"hidden state {i}: {m}")
+        assert h.dtype == torch.float64
+        torch.testing.assert_close(h, r, atol=1e-10, rtol=0, msg=lambda m, i=i: f"hidden state {i}: {m}")
     for i, (a, r) in enumerate(zip(attentions, ref.attentions)):
         assert a.shape == (B, 12, T, T)
-        torch.testing.assert_close(a, r, atol=1e-5, rtol=0, msg=lambda m, i=i: f"attention layer {i}: {m}")
+        torch.testing.assert_close(a, r, atol=1e-10, rtol=0, msg=lambda m, i=i: f"attention layer {i}: {m}")
     # padding keys get no attention at all
     pad = batch["attention_mask"] == 0  # (B, T)
     assert (attentions[0].permute(0, 3, 1, 2)[pad] == 0).all()
@@ -409,7 +418,7 @@ def test_minilm_sentence_pair_token_types(minilm_pair):
     with torch.no_grad():
         hidden, _ = ours(**batch)
         ref = theirs(**batch, output_hidden_states=True)
-    torch.testing.assert_close(hidden[-1], ref.hidden_states[-1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(hidden[-1], ref.hidden_states[-1], atol=1e-10, rtol=0)
 
 
 def test_bert_errors():
