@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-
 import numpy as np
 
 from .checker import Case, Spec, decode_array, encode, expected_results, get_spec
