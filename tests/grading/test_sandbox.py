@@ -205,9 +205,11 @@ def test_the_file_system_is_an_allow_list(probe):
     on_the_way = {Path(b).relative_to("/tmp").parts[0] for b in binds if b.startswith("/tmp/")}
     kernel_own = {f"written-{probe['token']}", "ipython", "matplotlib", *on_the_way}
     assert [n for n in files["tmp"] if n not in kernel_own and not n.startswith(STAGE_PREFIX)] == [], files["tmp"]
-    # read-write: its working copy and its private /tmp (not the host's); read-only: everything else
+    # read-write: its own throwaway copy of the notebook's folder (never the folder itself, issue 24) and its
+    # private /tmp (not the host's); read-only: everything else
     written = f"written-{probe['token']}"
-    assert files["writes"][str(probe["work"])] == "ok" and (probe["work"] / written).read_text() == "x"
+    cwd = next(iter(files["writes"]))
+    assert files["writes"][cwd] == "ok" and cwd != str(probe["work"]) and not (probe["work"] / written).exists()
     assert files["writes"]["/tmp"] == "ok" and not (Path("/tmp") / written).exists()
     assert {w: files["writes"][w] for w in (sys.prefix, "/usr", "/etc")} == dict.fromkeys(
         (sys.prefix, "/usr", "/etc"), "OSError"

@@ -6,6 +6,10 @@ skips students whose recorded result matches their files, and hands the rest to 
 address for a real cluster whose workers see the course directory). Every result is written as it
 arrives, and ``reports/<assignment>.json|csv`` at the end.
 
+Links and special files are never followed: an import copies plain files only, links put into ``submitted/``
+some other way are set aside before anything reads the folder, and each kernel works on a throwaway copy
+(:mod:`llmcourse.grading.safe_files`, :class:`llmcourse.grading.execute.GradingExecute`).
+
 No submission can end the batch or make it loop. A job whose worker died is graded again at the end,
 alone; dying alone as well marks it failed with the reason (:mod:`llmcourse.grading.worker`). A run that
 was itself killed leaves the attempts it had in flight written down: a resumed run grades those alone,
@@ -32,6 +36,7 @@ from .submission import (
     import_submissions,
     load_result,
     save_result,
+    set_aside_links,
     stopped_twice,
     unfinished_attempt,
 )
@@ -100,6 +105,7 @@ def autograde(
                 if student not in everyone:
                     results.append(StudentResult(student, "error", messages=[f"no submission for {assignment}"]))
                     continue
+                set_aside_links(course, assignment, student)  # a link is never followed, not even to hash it
                 stamp = fingerprint(course, assignment, student)
                 old = load_result(course, assignment, student)
                 unfinished = None if options.force else unfinished_attempt(course, assignment, student)

@@ -67,6 +67,7 @@ from .collect_rules import (
     safe_component,
     safe_entry_name,
 )
+from .safe_files import describe, kind
 
 __all__ = ["CollectReport", "DEFAULT_PATTERNS", "collect_zip", "report_text"]
 
@@ -144,8 +145,12 @@ def collect_zip(
             if not safe_entry_name(name):
                 report.problems.append(f"{name}: unsafe path (absolute or '..'); not written")
                 continue
-            if stat.S_ISLNK(info.external_attr >> 16):
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
                 report.problems.append(f"{name}: a symbolic link, not a notebook; not written")
+                continue
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # a FIFO, socket or device recorded in the zip
+                report.problems.append(f"{name}: {describe(mode)}, not a notebook; not written")
                 continue
             found = match_entry(patterns, name.replace("\\", "/"), wanted)
             if found is None:
@@ -189,7 +194,7 @@ def collect_zip(
                         f"newest; kept the last in the archive, {keep.entry.filename}"
                     )
             dest = submitted / student / assignment / f"{notebook}.ipynb"
-            if not inside(dest, submitted):
+            if not inside(dest, submitted) or _through_link(dest, submitted):
                 report.problems.append(f"{keep.entry.filename}: would be written outside {submitted}; not written")
                 continue
             if dest.exists() and not force:
@@ -247,6 +252,17 @@ def report_text(report: CollectReport) -> str:
 def _pick_newest(cands: list[_Candidate]) -> _Candidate:
     # newest time wins; unknown times sort first; ties go to the entry later in the archive
     return max(cands, key=lambda c: (c.when is not None, c.when or datetime.min.replace(tzinfo=UTC), c.order))
+
+
+def _through_link(dest: Path, root: Path) -> bool:
+    """Whether a folder on the way from ``root`` to ``dest`` is a link (``submitted/bob`` linked to
+    ``submitted/alice`` stays inside ``root`` and would still write alice's notebook)."""
+    folder = dest.parent
+    while folder != root and root in folder.parents:
+        if kind(folder) not in ("a folder", "missing"):
+            return True
+        folder = folder.parent
+    return False
 
 
 def write_file(dest: Path, data: bytes) -> None:

@@ -9,16 +9,21 @@
 - The kernel is the grading kernelspec found in ``kernel_dirs`` (never on JUPYTER_PATH, so students'
   JupyterLab never lists it), started with ipc transport in a stage folder of its own: in its sandbox
   (:mod:`llmcourse.grading.sandbox`) it has an empty network namespace, so TCP to the grader is impossible.
+- That kernel works in a throwaway copy of the notebook's folder (``private_copy``), not in the folder
+  nbgrader writes the graded notebook into: the executed notebook comes back over the kernel protocol (it is
+  in this process's memory), so whatever the kernel leaves on disk (a link to the gradebook in place of its
+  notebook, a FIFO, a sparse 100 GB file, 10,000 files) is never read back or written through; the copy is
+  deleted with the kernel.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Enum, Integer, List, Unicode
@@ -26,6 +31,11 @@ from traitlets import Bool, Enum, Integer, List, Unicode
 from ..checks.checker import MIME
 from . import timing
 from .preprocessors import _error, _stream
+from .safe_files import copy_plain_tree, remove_tree
+
+# Not copied into a kernel's working copy: notebooks (the kernel runs its cells from this process; the
+# notebook on disk holds the restored hidden tests) and caches.
+NOT_COPIED = ("*.ipynb", ".ipynb_checkpoints", "__pycache__")
 
 
 class GradingExecute(Execute):
@@ -53,6 +63,11 @@ class GradingExecute(Execute):
         "Off only where the answer key is not installed (llmcourse validate on a student's machine).",
     ).tag(config=True)
     probe_timeout = Integer(60, help="Seconds for one timed call of a student's function.").tag(config=True)
+    private_copy = Bool(
+        True,
+        help="Run the grading kernel (kernel_dirs) in a throwaway copy of the notebook's folder, deleted after: "
+        "nothing it leaves on disk reaches the folder nbgrader writes the graded notebook into.",
+    ).tag(config=True)
     kernel_dirs = List(
         Unicode(),
         help="Where to find the kernelspec (default: Jupyter's usual folders). "
@@ -82,6 +97,7 @@ class GradingExecute(Execute):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = 0
         self._stage = None  # the grading kernel's stage folder, made with its kernel manager
+        self._scratch = []  # the kernels' throwaway working copies (one per kernel started)
         # cell index -> check name -> Measurement, read by TrustedChecks; present (maybe empty) when timing is on
         self._timings = {}
         if self.time_parts:
@@ -93,8 +109,31 @@ class GradingExecute(Execute):
             # raised again while shutting the dead kernel down: the cells already carry the reason
             return nb, resources
         finally:
-            if self._stage:  # the kernel is gone: its connection file and sockets go too
-                shutil.rmtree(self._stage, ignore_errors=True)
+            # the kernel is gone: its connection file and sockets go too, and its working copy with whatever
+            # it left there (removed, never followed or read)
+            for folder in [self._stage, *self._scratch]:
+                if folder:
+                    remove_tree(folder)
+
+    def _private_cwd(self, kwargs: dict) -> dict:
+        """``start_kernel``'s arguments with ``cwd`` moved to a fresh copy of the notebook's folder (plain files
+        and folders only, no notebooks), named like it: the kernel finds its assignment's policy by that name
+        (``kernel.load_policy``). A stage-named folder, so one left by a killed grader is cleaned up too."""
+        path = kwargs.get("cwd") or self.resources.get("metadata", {}).get("path")
+        if not (self.kernel_dirs and self.private_copy and path):
+            return kwargs
+        from .sandbox import make_stage
+
+        scratch = make_stage()
+        self._scratch.append(scratch)
+        work = os.path.join(scratch, os.path.basename(os.path.normpath(path)))
+        copy_plain_tree(path, work, skip=NOT_COPIED)
+        return {**kwargs, "cwd": work}
+
+    async def async_start_new_kernel(self, **kwargs) -> None:
+        await super().async_start_new_kernel(**self._private_cwd(kwargs))
+
+    start_new_kernel = run_sync(async_start_new_kernel)
 
     def create_kernel_manager(self):
         """The grading kernel (``kernel_dirs``) has no network: it talks over Unix sockets (``transport="ipc"``)

@@ -39,6 +39,7 @@ import nbformat
 
 from .assignment import Manifest, solution_code
 from .integrity_html import write_report
+from .safe_files import kind, read_regular
 from .winnowing import K, W, fingerprints, kgram_hashes
 from .write_yourself import submission_findings
 
@@ -196,9 +197,16 @@ def similarity_report(
     docs: list[_Doc] = []
     forbidden: list[tuple[str, str, str]] = []  # (student, part, finding): calls a part asks students to write
     submitted = course_root / "submitted"
-    for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []:
+    for student_dir in sorted(p for p in submitted.iterdir() if kind(p) == "a folder") if submitted.is_dir() else []:
         folder = student_dir / assignment
-        if not folder.is_dir():
+        if kind(folder) != "a folder":
+            continue
+        # a link in place of a notebook (to another student's, to the reference) is never read as the student's
+        links = [
+            f"{student_dir.name}/{nb}.ipynb" for nb in notebooks if kind(folder / f"{nb}.ipynb") not in ("", "missing")
+        ]
+        if links:
+            skipped += [f"{name}: {kind(submitted / name)}, not read" for name in links]
             continue
         doc = _Doc(student_dir.name)
         forbidden += [(student_dir.name, key, line) for key, line in submission_findings(manifest, folder)]
@@ -207,7 +215,7 @@ def similarity_report(
             if not path.exists():
                 continue
             try:
-                cells = solution_code(path)
+                cells = solution_code(nbformat.reads(read_regular(path).decode("utf-8"), as_version=4))
             except Exception as e:  # noqa: BLE001 - one unreadable notebook never stops the report
                 skipped.append(f"{student_dir.name}/{nb}.ipynb: not a readable notebook ({type(e).__name__})")
                 continue

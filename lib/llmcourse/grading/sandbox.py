@@ -14,6 +14,8 @@ An allow-list, not a deny-list: the kernel starts in an empty root and sees only
   repository's solutions and history, nor other checkouts.
 - **Stage folder**: the grader makes one per kernel (:func:`make_stage`) for the connection file and the
   Unix sockets it talks through (the kernel has no network, so ``transport="ipc"``), and removes it after.
+  The kernel's working copy is a stage-named folder too (``GradingExecute``), so a killed grader's copies are
+  removed with its stage folders.
 
 Import-light (standard library only): the kernel imports it before any student code runs.
 """
@@ -72,7 +74,9 @@ def remove_stale_stages() -> int:
             continue
         path = os.path.join(tmp, name)
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
+            from .safe_files import remove_tree  # a kernel's working copy: whatever it left there
+
+            remove_tree(path)
             removed += not os.path.exists(path)
     return removed
 
