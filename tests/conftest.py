@@ -49,6 +49,7 @@ os.environ.setdefault("LLMCOURSE_CACHE_DIR", str(REPO / ".cache"))
 BATCHES = {
     "tests/test_site.py": "module",
     "tests/grading/test_attacks.py": "module",
+    "tests/grading/test_links.py": "module",
     "tests/grading/test_grading.py": "module",
     "tests/grading/test_nbgrader_tools.py": "module",
     "tests/grading/test_manual_grading.py": "module",
@@ -56,6 +57,8 @@ BATCHES = {
     "tests/grading/test_incremental_training.py": "module",
     "tests/grading/test_exchange.py": "module",
     "tests/grading/test_every_assignment.py": "per_param",
+    "tests/grading/test_damage.py": "module",
+    "tests/grading/test_dispatch.py": "per_param",
 }
 
 

@@ -1,5 +1,6 @@
 """The grader's reading of an answer for "write it yourself" calls (grading/write_yourself.py), without
-grading: which cells make up a part's answer, and that honest solutions are never caught. The attacks
+grading: which cells make up a part's answer, that honest solutions are never caught, and what the grader
+makes of a check's record of what ran (findings, and records it cannot trust). The attacks
 graded through the CLI are in test_every_assignment.py (the 04 and 05 batches)."""
 
 from __future__ import annotations
@@ -8,7 +9,13 @@ import nbformat
 import pytest
 from conftest import REPO, manifest
 from llmcourse.grading.assignment import Check
-from llmcourse.grading.write_yourself import answer_cells, bound_names, notebook_code, part_findings
+from llmcourse.grading.write_yourself import (
+    answer_cells,
+    bound_names,
+    notebook_code,
+    part_findings,
+    runtime_findings,
+)
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
 SOFTMAX = [Check("attention.softmax", True, "softmax")]
@@ -73,3 +80,47 @@ def test_built_ins_are_found_wherever_the_answer_puts_them(solutions, name, line
 def test_allowed_calls_stay_allowed():
     solutions = {"softmax": "def softmax(x, dim=-1):\n    e = torch.exp(x - x.max())\n    return e / e.sum(dim)\n"}
     assert part_findings(SOFTMAX, solutions, {}) == []
+
+
+def _record(fn, name="attention.softmax", hidden=True) -> dict:
+    """A check's record as a kernel emits it, with what ``fn`` ran on the check's cases."""
+    from llmcourse.checks.checker import get_spec, run_cases
+    from llmcourse.checks.dispatch import Recorder
+
+    spec = get_spec(name)
+    with Recorder() as recorder:
+        results = run_cases(fn, spec.cases(hidden, 0), spec)
+    return {"check": name, "hidden": hidden, "results": results, **recorder.record()}
+
+
+def test_the_grader_reads_what_ran_from_the_record():
+    import codecs
+
+    import torch
+
+    def rot13(x, dim=-1):
+        return getattr(torch, codecs.decode("fbsgznk", "rot13"))(x, dim).nan_to_num(0)
+
+    def honest(x, dim=-1):
+        e = (x - x.amax(dim, keepdim=True)).exp()
+        return e / e.sum(dim, keepdim=True)
+
+    findings, problems = runtime_findings(SOFTMAX, [_record(rot13)])
+    assert problems == [] and len(findings) == 1
+    assert findings[0].startswith("softmax dispatched aten._softmax while the checks ran")
+    assert "which this part asks you to write yourself" in findings[0]
+    assert runtime_findings(SOFTMAX, [_record(honest)]) == ([], [])
+    # only the records of the cell's own checks, hidden or not as the call says
+    assert runtime_findings(SOFTMAX, [_record(rot13, hidden=False)]) == ([], [])
+    assert runtime_findings([Check("attention.split_heads", True, "split_heads")], [_record(rot13)]) == ([], [])
+
+
+def test_a_record_of_what_ran_that_was_emptied_or_stripped_fails():
+    import torch
+
+    record = _record(lambda x, dim=-1: torch.softmax(x, dim))
+    for forged in ({**record, "ops": []}, {k: v for k, v in record.items() if k != "ops"}, {**record, "calls": []}):
+        findings, problems = runtime_findings(SOFTMAX, [forged])
+        assert findings == [] and len(problems) == 1 and "the part earns nothing" in problems[0], forged.keys()
+    _, problems = runtime_findings(SOFTMAX, [{**record, "intact": False}])
+    assert "switched off" in problems[0]

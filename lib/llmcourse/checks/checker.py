@@ -19,7 +19,10 @@ What ``check`` does depends on where it runs:
   process, which the notebook cannot touch, recomputes the reference on its own copy of the inputs
   and decides. Monkeypatching this module, ``torch.allclose`` or ``numpy.testing`` therefore changes
   nothing, and an object whose ``__eq__`` always says True cannot survive :func:`encode`, which turns
-  every output into plain JSON data before anything is compared.
+  every output into plain JSON data before anything is compared. For a part that asks students to
+  write a built-in themselves (``Spec.forbidden``), the record also says which PyTorch operators and
+  Python calls the function ran (:mod:`llmcourse.checks.dispatch`), whatever their spelling; the grader
+  judges that too, and a student's own ``check`` warns from it.
 
 A check is described by a :class:`Spec` in ``llmcourse/checks/<topic>.py``: where the reference lives,
 how to build visible and hidden cases, and the tolerance. Hidden random cases are drawn from a seed
@@ -112,7 +115,8 @@ class Spec:
                Used identically for the student's object and the reference.
     forbidden: dotted paths of the library calls this part asks students to write themselves
                (``"torch.nn.functional.softmax"``, ``"torch.Tensor.softmax"`` for the method); see
-               :mod:`llmcourse.checks.forbidden`.
+               :mod:`llmcourse.checks.forbidden`. :func:`check` then also records what the function ran
+               (:mod:`llmcourse.checks.dispatch`), and the grader judges the record from these paths.
     call:      the older form of ``adapter``, ``(graded, case) -> output``; prefer ``adapter``.
     timing:    a part graded for speed too: how the grader times it (:class:`Timing`).
     """
@@ -145,6 +149,13 @@ class Spec:
     @property
     def function_name(self) -> str:
         return self.reference.split(":")[1]
+
+    @property
+    def watched(self) -> bool:
+        """Whether :func:`check` records the operators and calls the function ran (:mod:`.dispatch`): a part
+        with forbidden calls, unless it is graded for speed (a profile would skew the kernel's own timing;
+        the grader times it on its own, and the source is read as for every part)."""
+        return bool(self.forbidden) and self.timing is None
 
     def cases(self, hidden: bool, seed: int) -> list[Case]:
         return self.hidden(seed) if hidden else self.visible()
@@ -596,8 +607,16 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
     spec = get_spec(name)
     seed = grading_seed()
     cases = spec.cases(hidden, seed)
-    results = run_cases(fn, cases, spec)
-    record = {"v": RECORD_VERSION, "check": name, "hidden": bool(hidden), "results": results}
+    ran: dict[str, Any] = {}
+    if spec.watched:  # what the function really ran, whatever its spelling (dispatch.py)
+        from .dispatch import Recorder
+
+        with Recorder() as recorder:
+            results = run_cases(fn, cases, spec)
+        ran = recorder.record()
+    else:
+        results = run_cases(fn, cases, spec)
+    record = {"v": RECORD_VERSION, "check": name, "hidden": bool(hidden), "results": results, **ran}
     payload = json.dumps(record)
     if len(payload) > MAX_RECORD_BYTES:
         record["results"] = [{"error": {"type": "OutputTooLarge", "message": "", "where": ""}}] * len(cases)
@@ -609,7 +628,7 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
         print(f"SKIP {name}: {HIDDEN_ONLY_WHEN_GRADED}")
         return
     outcome = compare_results(spec, hidden, cases, expected, results)
-    warning = _forbidden_warning(spec, fn)
+    warning = _forbidden_warning(spec, fn, record)
     if not outcome.passed:
         raise CheckFailed(outcome.report() + (f"\n{warning}" if warning else ""))
     print(outcome.report())
@@ -617,19 +636,26 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
         print(warning)
 
 
-def _forbidden_warning(spec: Spec, fn: Callable) -> str:
-    """Tell the student, while they work, that the answer uses a call the part asks them to write.
+def _forbidden_warning(spec: Spec, fn: Callable, record: dict | None = None) -> str:
+    """Tell the student, while they work, that the answer uses a call the part asks them to write: in its
+    source, or in the ``record`` of what it ran (the same record the grader judges).
 
     Only a hint: the trusted grader runs its own scan (:func:`llmcourse.checks.forbidden.forbidden_uses`).
     """
     if not spec.forbidden:
         return ""
-    from .forbidden import forbidden_report
+    from .forbidden import forbidden_report, runtime_report
 
-    try:
-        return forbidden_report(spec.name, spec.forbidden, fn)
-    except Exception:  # a hint must never break the check itself
-        return ""
+    reports = []
+    for make in (
+        lambda: forbidden_report(spec.name, spec.forbidden, fn),
+        lambda: runtime_report(spec.name, spec.forbidden, record) if spec.watched and record else "",
+    ):
+        try:
+            reports.append(make())
+        except Exception:  # noqa: BLE001 - a hint must never break the check itself (code without source...)
+            pass
+    return "\n".join(r for r in reports if r)
 
 
 def probe(fn: Callable, *args: Any) -> None:

@@ -22,18 +22,21 @@ Checks compare outputs, so they cannot tell a student's softmax from ``torch.sof
    run by ``eval``/``exec``/IPython magics (``%time ...``) are scanned too when they are constants.
 
 Allowed calls stay allowed (``torch.exp``, ``x.max()``): only the listed paths are found. What is
-built from data at run time (``getattr(F, input())``) cannot be seen by any static reader; the
-grading sandbox and the answer-key blocker are the other layers.
+built from data at run time (``getattr(F, input())``, rot13, ``Categorical(logits=x).probs``) cannot be
+seen by any static reader: :func:`runtime_uses` judges the record of what the function really ran
+(:mod:`llmcourse.checks.dispatch`), from the same ``forbidden`` paths through :data:`ATEN_OPS`.
 
 :func:`forbidden_uses` is the one entry the trusted grader calls: (check name, answer source) ->
-findings. :func:`answer_source` and :func:`runtime_aliases` serve ``check()`` in a student's own
-kernel, which warns while they work.
+findings; :func:`runtime_uses` and :func:`record_problem` judge a check's record of what ran.
+:func:`answer_source` and :func:`runtime_aliases` serve ``check()`` in a student's own kernel, which
+warns while they work.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 import inspect
 import textwrap
@@ -503,4 +506,262 @@ def forbidden_report(check_name: str, forbidden: tuple[str, ...], obj: Callable)
         + ".\n  Your code uses:\n"
         + "\n".join(lines)
         + "\n  The grader looks for these calls too: replace them with your own code."
+    )
+
+
+# --------------------------------------------------------------------------- at run time
+
+# The ATen operators a forbidden call dispatches, measured on CPU with torch 2.13 under a TorchDispatchMode
+# (tests/checks/test_forbidden.py measures every row again). Composite operators arrive decomposed: torch.softmax,
+# F.softmax, Tensor.softmax, nn.Softmax, F.softmin and Categorical(logits=x).probs all dispatch aten._softmax;
+# F.instance_norm and F.batch_norm dispatch aten.native_batch_norm; sdpa dispatches
+# aten._scaled_dot_product_flash_attention_for_cpu on 4-d inputs and aten._safe_softmax (with bmm) on 3-d ones
+# or with dropout; nn.MultiheadAttention in eval under no_grad dispatches aten._native_multi_head_attention.
+# A row lists every fused kernel that computes the forbidden thing, not only the one its own path reaches: the
+# LayerNorm part forbids F.layer_norm, and F.instance_norm on a reshaped input is the same normalisation.
+# Honest answers dispatch none of them: exp, sum, amax, mean, var, sqrt, rsqrt, pow, matmul, masked_fill, where,
+# erf, tanh, lerp_, addcdiv_ (measured on every reference and solution, tests/grading/test_dispatch.py).
+# What ATen cannot tell from honest code is judged by the Python calls in the record: torch.optim's for-loop
+# AdamW dispatches mul_/addcdiv_/lerp_ as a student does, but runs torch.optim's code; F.rms_norm and
+# F.cosine_similarity decompose into plain operators on CPU, but call torch.rms_norm / torch.cosine_similarity.
+_SOFTMAX = ("aten._softmax", "aten._safe_softmax", "aten._log_softmax")
+_NORMS = (
+    "aten.native_layer_norm",
+    "aten.native_group_norm",
+    "aten.native_batch_norm",
+    "aten._native_batch_norm_legit",
+    "aten._native_batch_norm_legit_no_training",
+    "aten._batch_norm_with_update",
+    "aten._batch_norm_no_update",
+)
+_ATTENTION = (
+    "aten._scaled_dot_product_flash_attention_for_cpu",
+    "aten._scaled_dot_product_attention_math",
+    "aten._scaled_dot_product_efficient_attention",
+    "aten._scaled_dot_product_flash_attention",
+    "aten._scaled_dot_product_cudnn_attention",
+    "aten._scaled_dot_product_fused_attention_overrideable",
+    "aten._safe_softmax",
+    "aten._native_multi_head_attention",
+)
+_NLL = ("aten.nll_loss_forward", "aten.nll_loss2d_forward")
+_CONV = ("aten.convolution", "aten._convolution")
+_OPTIM = ("aten._fused_adamw_", "aten._fused_adam_", "aten._fused_sgd_", "aten._fused_adagrad_")
+ATEN_OPS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "torch.softmax",
+            "torch.nn.functional.softmax",
+            "torch.Tensor.softmax",
+            "torch.special.softmax",
+            "torch.nn.Softmax",
+            "torch._softmax",
+            "torch.ops.aten._softmax",
+            "torch.ops.aten.softmax",
+            "torch.log_softmax",
+            "torch.nn.functional.log_softmax",
+            "torch.Tensor.log_softmax",
+            "torch.special.log_softmax",
+            "torch.nn.LogSoftmax",
+        ),
+        _SOFTMAX,
+    ),
+    **dict.fromkeys(
+        (
+            "torch.nn.functional.layer_norm",
+            "torch.nn.LayerNorm",
+            "torch.layer_norm",
+            "torch.native_layer_norm",
+            "torch.ops.aten.layer_norm",
+            "torch.ops.aten.native_layer_norm",
+            "torch.nn.functional.group_norm",
+            "torch.nn.GroupNorm",
+            "torch.group_norm",
+        ),
+        _NORMS,
+    ),
+    **dict.fromkeys(
+        ("torch.nn.functional.gelu", "torch.nn.GELU", "torch._C._nn.gelu", "torch.ops.aten.gelu"), ("aten.gelu",)
+    ),
+    **dict.fromkeys(
+        (
+            "torch.nn.functional.scaled_dot_product_attention",
+            "torch._C._nn.scaled_dot_product_attention",
+            "torch.ops.aten.scaled_dot_product_attention",
+            "torch.ops.aten._scaled_dot_product_attention_math",
+            "torch.ops.aten._scaled_dot_product_flash_attention_for_cpu",
+            "torch.nn.functional.multi_head_attention_forward",
+            "torch.nn.MultiheadAttention",
+        ),
+        _ATTENTION,
+    ),
+    **dict.fromkeys(
+        (
+            "torch.nn.functional.cross_entropy",
+            "torch.nn.functional.nll_loss",
+            "torch.nn.CrossEntropyLoss",
+            "torch.nn.NLLLoss",
+        ),
+        _NLL,
+    ),
+    **dict.fromkeys(("torch.logsumexp", "torch.Tensor.logsumexp", "torch.special.logsumexp"), ("aten.logsumexp",)),
+    **dict.fromkeys(
+        ("torch.nn.functional.rms_norm", "torch.nn.RMSNorm", "torch.rms_norm", "torch.ops.aten.rms_norm"),
+        ("aten._fused_rms_norm",),  # CPU decomposes rms_norm into pow/mean/rsqrt: the calls tell (see above)
+    ),
+    "torch.ops.aten._fused_rms_norm": ("aten._fused_rms_norm",),
+    **dict.fromkeys(("torch.nn.functional.mse_loss", "torch.nn.MSELoss"), ("aten.mse_loss",)),
+    **dict.fromkeys(("torch.nn.functional.unfold", "torch.nn.Unfold"), ("aten.im2col",)),
+    "torch.Tensor.unfold": ("aten.unfold",),
+    **dict.fromkeys(("torch.nn.functional.conv2d", "torch.nn.Conv2d", "torch.conv2d"), _CONV),
+    "torch.optim": _OPTIM,
+}
+# Python-level names that stand for a forbidden path besides its own (the C function a Python wrapper calls)
+EXTRA_CALLS: dict[str, tuple[str, ...]] = {
+    "torch.nn.functional.cross_entropy": ("torch._C._nn.cross_entropy_loss",),
+    "torch.nn.functional.nll_loss": ("torch._C._nn.nll_loss_nd", "torch._C._nn.nll_loss", "torch._C._nn.nll_loss2d"),
+    "torch.nn.functional.mse_loss": ("torch._C._nn.mse_loss",),
+    "torch.nn.functional.unfold": ("torch._C._nn.im2col",),
+    "torch.nn.functional.layer_norm": ("torch._VariableFunctionsClass.layer_norm",),
+    "torch.nn.functional.group_norm": ("torch._VariableFunctionsClass.group_norm",),
+    "torch.nn.functional.rms_norm": ("torch._VariableFunctionsClass.rms_norm",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeForbidden:
+    """What betrays a spec's forbidden paths in a record: ATen operators, exact Python call names, and
+    name prefixes (a module's code, a class's methods), each mapped to the forbidden path it stands for."""
+
+    ops: dict[str, str]
+    calls: dict[str, str]
+    prefixes: dict[str, str]
+
+
+@functools.cache
+def runtime_forbidden(forbidden: tuple[str, ...]) -> RuntimeForbidden:
+    """Derive, from a spec's ``forbidden`` paths, the operators and calls a record must not hold."""
+    ops, calls, prefixes = {}, {}, {}
+    for path in forbidden:
+        for op in ATEN_OPS.get(path, ()):
+            ops.setdefault(op, path)
+        for name in EXTRA_CALLS.get(path, ()):
+            calls.setdefault(name, path)
+        for name in _call_names(path):
+            calls.setdefault(name, path)
+        for prefix in _call_prefixes(path):
+            prefixes.setdefault(prefix, path)
+    return RuntimeForbidden(ops, calls, prefixes)
+
+
+def _call_names(path: str) -> list[str]:
+    """The names :class:`~llmcourse.checks.dispatch.Recorder` gives a call of ``path``: the path itself (a
+    library's function is named where it is defined), and for torch, whose paths re-export, the name of the
+    object it resolves to (``torch.softmax`` -> ``torch._VariableFunctionsClass.softmax``)."""
+    from .dispatch import call_name
+
+    if path in _EVERYWHERE:
+        return []
+    names = [path]
+    obj = _resolve_torch(path)
+    if path.startswith(TENSOR):
+        return names
+    while isinstance(obj, types.FunctionType):  # a decorated function runs its wrapper and what it wraps
+        names.append(f"{obj.__globals__.get('__name__')}.{obj.__code__.co_qualname}")
+        obj = getattr(obj, "__wrapped__", None)
+    if isinstance(obj, (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)):
+        names.append(call_name(obj))
+    return names
+
+
+# Paths a source may not name but which every PyTorch program runs through: at run time they say nothing
+# (an entry under them, ``torch.ops.aten._softmax``, is judged by its operator and its exact name instead)
+_EVERYWHERE = ("torch._C", "torch.ops")
+
+
+def _call_prefixes(path: str) -> list[str]:
+    """Name prefixes: what runs inside a module (``torch.optim.``) or a class (its methods)."""
+    if any(path == p or path.startswith(p + ".") for p in _EVERYWHERE):
+        return []
+    obj = _resolve_torch(path)
+    if isinstance(obj, types.ModuleType):
+        return sorted({path + ".", obj.__name__ + "."})
+    if isinstance(obj, type):
+        return sorted({path + ".", f"{obj.__module__}.{obj.__qualname__}."})
+    return [path + "."]
+
+
+def _resolve_torch(path: str) -> Any | None:
+    """The object a torch path names (torch re-exports: ``torch.nn.LayerNorm`` lives in
+    ``torch.nn.modules.normalization``). Other libraries are never imported by the grader for this: their
+    paths name where things are defined, and importing ``transformers`` would cost every grading process."""
+    if path.split(".")[0] != "torch":
+        return None
+    try:
+        return resolve_path(path)
+    except Exception:  # noqa: BLE001 - a path this torch lacks: judged by its name alone
+        return None
+
+
+def runtime_uses(forbidden: Iterable[str], record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``[(what ran, the forbidden path it betrays), ...]`` in a check's record of what ran (a record
+    with no usable lists yields nothing here: :func:`record_problem` judges its shape)."""
+    table = runtime_forbidden(tuple(forbidden))
+    found: dict[str, str] = {}
+    ops = record.get("ops")
+    for op in ops if isinstance(ops, list) else ():
+        if isinstance(op, str) and op in table.ops:
+            found.setdefault(op, table.ops[op])
+    calls = record.get("calls")
+    for name in calls if isinstance(calls, list) else ():
+        if not isinstance(name, str):
+            continue
+        if name in table.calls:
+            found.setdefault(name, table.calls[name])
+            continue
+        for prefix, path in table.prefixes.items():
+            if name.startswith(prefix) or name == prefix[:-1]:
+                found.setdefault(name, path)
+                break
+    # one finding per forbidden path is enough to say what happened: its operator if ATen saw it
+    by_path: dict[str, str] = {}
+    for what, path in sorted(found.items(), key=lambda kv: not kv[0].startswith("aten.")):
+        by_path.setdefault(path, what)
+    return [(what, path) for path, what in by_path.items()]
+
+
+def record_problem(forbidden: Iterable[str], record: Mapping[str, Any]) -> str | None:
+    """Why a check's record of what ran cannot be trusted (None: it can). ``ops`` must be a list holding the
+    recorder's own canary when the spec has forbidden operators, ``calls`` a list that is not empty, and
+    ``intact`` true (the recorder found itself still in place). A kernel that forges the whole record can
+    pass this; one that strips, empties or switches off the recording cannot."""
+    from .dispatch import CANARY, CANARY_CALL
+
+    table = runtime_forbidden(tuple(forbidden))
+    ops, calls = record.get("ops"), record.get("calls")
+    if record.get("intact") is not True:
+        return "the recording of what your function ran was switched off or overflowed while the cases ran"
+    if not isinstance(calls, list) or not all(isinstance(c, str) for c in calls) or CANARY_CALL not in calls:
+        return "the record of the Python calls your function made is missing or was tampered with"
+    if table.ops and (not isinstance(ops, list) or not all(isinstance(o, str) for o in ops) or CANARY not in ops):
+        return "the record of the PyTorch operators your function dispatched is missing or was tampered with"
+    return None
+
+
+def runtime_finding(target: str, what: str, path: str) -> str:
+    """One sentence for a forbidden call seen at run time (the grader's report and the student's warning)."""
+    kind = "dispatched" if what.startswith("aten.") else "called"
+    return f"{target} {kind} {what} while the checks ran: that is {path}, which this part asks you to write yourself"
+
+
+def runtime_report(check_name: str, forbidden: tuple[str, ...], record: Mapping[str, Any]) -> str:
+    """The warning ``check()`` prints when the record of what ran holds a forbidden call ("" when clean)."""
+    uses = runtime_uses(forbidden, record)
+    if not uses:
+        return ""
+    lines = [f"  - {runtime_finding('your function', what, path)}" for what, path in uses]
+    return (
+        f"WARNING {check_name}: at run time, whatever the spelling:\n"
+        + "\n".join(lines)
+        + "\n  The grader sees this record too: replace these calls with your own code."
     )

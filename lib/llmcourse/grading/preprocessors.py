@@ -8,7 +8,9 @@
                      missing (not run, kernel died, check monkeypatched away) fails. A part earns
                      its visible share, or all its points (:mod:`llmcourse.grading.scoring`). A part whose
                      answer uses a library call the part asks students to write themselves
-                     (:mod:`llmcourse.grading.write_yourself`) earns zero, or is only flagged.
+                     (:mod:`llmcourse.grading.write_yourself`) earns zero, or is only flagged: in its
+                     source, or in the record of the operators and calls it ran while the checks ran
+                     (a record of what ran that is missing or tampered with fails the part).
                      A part graded for speed is judged on the speed the grader measured
                      (:mod:`llmcourse.grading.timing`), never on the kernel's.
 The notebook itself runs in :class:`llmcourse.grading.execute.GradingExecute`.
@@ -37,7 +39,7 @@ from ..checks.checker import MIME, Outcome, verify_record
 from .assignment import check_calls, expected_checks
 from .scoring import graded_outputs, part_score
 from .timing import RESOURCE_KEY
-from .write_yourself import MODES, notebook_code, part_findings
+from .write_yourself import MODES, notebook_code, part_findings, runtime_findings
 
 # errors whose message is safe to show (it cannot carry hidden inputs); these also tell the
 # instructor why a submission lost points (see submission.failure_reasons)
@@ -58,7 +60,8 @@ SAFE_ERRORS = {
     "IndentationError",
     "CheckFailed",
 } | LIMIT_ERRORS
-# a part answered with a call it asks students to write (zeroed); the report names it too
+# a part answered with a call it asks students to write (zeroed), or whose record of what it ran was missing or
+# tampered with (zeroed in either mode); the report names it too
 FORBIDDEN_CALL = "ForbiddenCall"
 # the prefix of a finding that is only flagged (the part keeps its points); the report collects these lines
 FLAGGED = "flagged, write it yourself: "
@@ -185,8 +188,14 @@ class TrustedChecks(NbGraderPreprocessor):
         points = float(cell.metadata["nbgrader"].get("points", 0))
         score = part_score(points, outcomes, errors)  # visible and hidden shares (scoring.py)
         lines = [o.report() for o in outcomes] + errors + [m.line for m in timings.values()]
-        findings = part_findings(check_calls(cell.source), *self._code)
-        if findings and self.forbidden == "zero":
+        checks = check_calls(cell.source)
+        ran, tampered = runtime_findings(checks, _records(cell))
+        findings = part_findings(checks, *self._code) + ran
+        if tampered:  # like a missing check record: never only flagged
+            score = 0.0
+            lines = tampered + findings + lines
+            limits = limits or [FORBIDDEN_CALL]
+        elif findings and self.forbidden == "zero":
             score = 0.0
             lines = findings + lines  # first: the report quotes an error's first line
             limits = limits or [FORBIDDEN_CALL]

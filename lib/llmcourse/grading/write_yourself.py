@@ -11,6 +11,12 @@ wherever the student put it, plus the solution cells defining the helpers those 
 ``_normalise`` written in another cell is part of the answer too). The aliases a cell may use come from
 every code cell of the notebook (``import torch.nn.functional as G`` in a set-up cell).
 
+The source cannot show what is built at run time (``getattr(torch, codecs.decode("fbsgznk", "rot13"))``,
+``Categorical(logits=x).probs``): :func:`runtime_findings` reads the record of the operators and calls the
+function ran while the grader's cases ran (:mod:`llmcourse.checks.dispatch`), which each check emits
+with its outputs. A finding there counts like one in the source; a record of what ran that is missing,
+emptied or switched off fails the part whatever the mode, as a missing check record does.
+
 A finding costs the part its points (``llmcourse autograde --forbidden zero``, the default) or is only
 named in the report (``--forbidden flag``): :class:`~llmcourse.grading.preprocessors.TrustedChecks`
 calls :func:`part_findings` on each graded test cell. The integrity report lists every finding of every
@@ -29,7 +35,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from ..checks.checker import get_spec
-from ..checks.forbidden import bindings, find_forbidden
+from ..checks.forbidden import bindings, find_forbidden, record_problem, runtime_finding, runtime_uses
 from .assignment import Check, Manifest
 
 MODES = ("zero", "flag")  # the part earns zero / keeps its points and is only reported
@@ -142,6 +148,37 @@ def part_findings(checks: Iterable[Check], solutions: dict[str, str], aliases: d
                 if line not in lines:
                     lines.append(line)
     return lines
+
+
+def runtime_findings(checks: Iterable[Check], records: list) -> tuple[list[str], list[str]]:
+    """(findings, problems) in a graded test cell's check records (``records``, as the kernel emitted them):
+    a forbidden operator or call the part's function ran, and a record of what ran that cannot be trusted.
+
+    Only the records of the cell's own checks (``check("attention.softmax", softmax)``) whose spec watches
+    (``Spec.watched``) are read; a check without its record fails on its own, in the check's report."""
+    findings: list[str] = []
+    problems: list[str] = []
+    for chk in checks:
+        try:
+            spec = get_spec(chk.name)
+        except (KeyError, ValueError):
+            continue
+        if not spec.watched:
+            continue
+        for record in records:
+            if not isinstance(record, dict) or record.get("check") != chk.name or record.get("hidden") != chk.hidden:
+                continue
+            problem = record_problem(spec.forbidden, record)
+            if problem:
+                line = f"{chk.name}: {problem}; the part earns nothing"
+                if line not in problems:
+                    problems.append(line)
+                continue
+            for what, path in runtime_uses(spec.forbidden, record)[:3]:
+                line = runtime_finding(chk.target or chk.name, what, path)
+                if line not in findings:
+                    findings.append(line)
+    return findings, problems
 
 
 def submission_findings(manifest: Manifest, folder: str | os.PathLike) -> list[tuple[str, str]]:
