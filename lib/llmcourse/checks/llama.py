@@ -27,6 +27,7 @@ import torch
 from . import _kit
 from ._kit import Param, gain, linear_params
 from .checker import Case, Spec
+from .forbidden import ATTENTION_PATHS
 
 RTOL = 1e-5
 ATOL = 1e-5  # float32: different but correct orders of the same arithmetic stay well inside this
@@ -44,13 +45,7 @@ FORBIDDEN_RMSNORM = (
 FORBIDDEN_ROTARY = ("transformers.models.llama.modeling_llama.apply_rotary_pos_emb",)
 FORBIDDEN_SWIGLU = ("transformers.models.llama.modeling_llama.LlamaMLP",)
 FORBIDDEN_ATTENTION = (
-    "torch.nn.functional.scaled_dot_product_attention",
-    "torch._C._nn.scaled_dot_product_attention",
-    "torch.ops.aten.scaled_dot_product_attention",
-    "torch.ops.aten._scaled_dot_product_attention_math",
-    "torch.ops.aten._scaled_dot_product_flash_attention_for_cpu",
-    "torch.nn.functional.multi_head_attention_forward",
-    "torch.nn.MultiheadAttention",
+    *ATTENTION_PATHS,
     "transformers.models.llama.modeling_llama.eager_attention_forward",
     "transformers.models.llama.modeling_llama.repeat_kv",
     "transformers.integrations.sdpa_attention.sdpa_attention_forward",

@@ -8,13 +8,13 @@ opens such files only through this module:
 
 - :func:`kind` says what a path is **without following it** (``lstat``): ``""`` for a plain file;
 - :func:`read_regular` opens with ``O_NOFOLLOW | O_NONBLOCK`` and reads only a plain file, up to a limit;
-- :func:`write_new` never writes into an existing file: it writes a new one beside it and ``os.replace``\\ s
-  the name, which replaces a link instead of writing through it;
+- :func:`write_new` (the toolbox's ``write_atomic``) never writes into an existing file: it writes a new one
+  beside it and ``os.replace``\\ s the name, which replaces a link instead of writing through it;
 - :func:`copy_plain_tree` copies plain files and folders only, and returns what it left out, with why;
 - :func:`set_aside` moves links and special files out of a folder the grader is about to read.
 
 Everything refused is *said*, as a sentence for the student's report, never raised past the caller: one
-submission must not stop a batch. Standard library only.
+submission must not stop a batch. Standard library only (``toolbox/packaged.py`` is too).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import fnmatch
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
+
+from ..toolbox.packaged import write_atomic as write_new
 
 __all__ = [
     "NotPlainFile",
@@ -105,25 +106,6 @@ def read_regular(path: str | os.PathLike, limit: int = 64 << 20) -> bytes:
     if len(data) > limit:  # grew while we read
         raise NotPlainFile(f"{os.fspath(path)} is over the {limit}-byte limit: not read")
     return data
-
-
-def write_new(path: str | os.PathLike, data: bytes | str, mode: int = 0o644) -> None:
-    """Put ``data`` at ``path`` as a new file: written beside it, then renamed over the name. Whatever was
-    at ``path`` (a link to the gradebook, a hard link shared with another file, a FIFO) is replaced, never
-    written through."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def unsafe_entries(folder: str | os.PathLike) -> list[tuple[str, str]]:
