@@ -10,12 +10,17 @@ The changes from stock nbgrader, and why:
 - Deleted test cells are put back (add_missing_cells), so deleting a test never skips it; edited ones are
   restored, with a warning only for real edits (RestoreTestCells: a released test cell lacks its hidden
   tests by design, which stock nbgrader reports as "checksum has changed").
+- Submissions are read through RepairingExporter (lib/llmcourse/grading/repair.py): a damaged notebook
+  (split, duplicated, merged, re-typed or metadata-stripped cells, a renamed copy, an old nbformat, a
+  truncated or non-UTF-8 file) is graded from the student's answers, never zeroed (issue 24), and the
+  student's file is left as it is.
 - CheckCellMetadata validates each distinct cell metadata once per grading worker, not once per cell
   per student (nbgrader's re-checks its JSON schema for every cell).
 """
 
 from llmcourse.grading.execute import GradingExecute
 from llmcourse.grading.preprocessors import CheckCellMetadata, RestoreTestCells, SanitizeFeedback, TrustedChecks
+from llmcourse.grading.repair import RepairingExporter
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
@@ -36,6 +41,7 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
+c.Autograde.exporter_class = RepairingExporter  # reads the submitted notebook, repaired, before any preprocessor
 c.Autograde.autograde_preprocessors = [
     GradingExecute,
     TrustedChecks,

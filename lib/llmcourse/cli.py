@@ -27,12 +27,14 @@ def _course(args) -> Course:
 
 
 def cmd_validate(args) -> int:
-    from .grading.validate import validate
+    from .grading.validate import damage_warnings, validate
 
     failed = 0
     for nb in args.notebooks:
         parts = validate(nb, timeout=args.timeout)
         print(f"== {nb}")
+        for warning in damage_warnings(nb):
+            print(f"WARNING {warning}")
         for p in parts:
             mark = "PASS" if p.passed else "FAIL"
             print(f"[{mark}] {p.grade_id} ({p.points:g} points)")

@@ -24,8 +24,11 @@ import pytest
 import torch
 from conftest import REPO, batch_workers, hidden_source_lines, make_submission, manifest, run_cli, solution_code
 from llmcourse.checks.checker import get_spec
+from test_damage import write_combined_damage
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+# the correct answers in a damaged notebook: a -Copy1 beside the untouched release, a duplicated test, a split answer
+COMBINED_DAMAGE = "combined_damage"
 
 
 def hidden_cases(parts, seed: int) -> list:
@@ -190,6 +193,7 @@ def graded(request, tmp_path_factory):
                 answers[student] = {**good, **changes}
         for student, code in answers.items():
             make_submission(subs, student, assignment, nb_name, code)
+        write_combined_damage(subs / COMBINED_DAMAGE / assignment, assignment, nb_name)  # issue 24, test_damage.py
         plan[nb_name] = (source, parts, last.grade_id)
     run_cli("autograde", assignment, "--submissions", str(subs), *batch_workers(), course_dir=course)
     run_cli("feedback", assignment, course_dir=course)
@@ -222,6 +226,12 @@ def full(graded, zero_last=False, zero_all=False) -> dict[str, float]:
 
 def test_solution_scores_full_marks(graded):
     assert scores(graded, "solution") == full(graded)
+
+
+def test_a_damaged_notebook_with_the_right_answers_scores_full_marks(graded):
+    assert scores(graded, COMBINED_DAMAGE) == full(graded)
+    messages = " ".join(graded["report"][COMBINED_DAMAGE]["messages"])
+    assert "-Copy1.ipynb was graded as" in messages and "appeared 2 times" in messages and "Split Cell" in messages
 
 
 def test_release_scores_zero_on_every_part(graded):

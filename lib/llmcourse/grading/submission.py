@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import shutil
+import os
 import sys
 from pathlib import Path
 
@@ -24,10 +24,14 @@ import nbformat
 
 from ..checks.expected import FILENAME as EXPECTED_FILE
 from ..toolbox.packaged import write_atomic
+from . import repair
 from .assignment import read_cached
 from .course import Course, GradingOptions, PipelineError
 from .nbgrader_setup import autograder_config, nbgrader_api, run_nbgrader
 from .release import hash_tree
+from .safe_files import copy_plain_tree, kind, read_regular, remove_tree, set_aside, unsafe_entries
+
+NOTEBOOK_LIMIT = 256 << 20  # bytes of a graded notebook read back (outputs are capped far below this)
 
 
 @dataclasses.dataclass
@@ -42,73 +46,125 @@ class StudentResult:
 
 
 def import_submissions(course: Course, assignment: str, submissions: Path) -> list[str]:
-    """Copy ``submissions/<student>/<assignment>/`` into the course's submitted/ folder."""
+    """Copy ``submissions/<student>/<assignment>/`` into the course's submitted/ folder: plain files and
+    folders only. A link or a special file (a symbolic link to the gradebook or ``/etc/passwd``, a FIFO, a
+    socket, a device) is neither followed nor copied; the student's report says so (:func:`link_notes`)."""
     submissions = Path(submissions)
     if not submissions.is_dir():
         raise PipelineError(f"submissions folder {submissions} does not exist")
     students = []
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
+    for student_dir in sorted(submissions.iterdir()):
         src = student_dir / assignment
-        if not src.is_dir():
-            continue
+        if kind(student_dir) != "a folder" or not src.is_dir():
+            continue  # not a student's folder (a linked folder is not followed either)
         dst = course.root / "submitted" / student_dir.name / assignment
-        if dst.resolve() != src.resolve():
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(src, dst)
+        if kind(src) != "a folder":
+            notes = [f"{assignment} is {kind(src)}: not followed, not imported"]
+        elif dst.resolve() != src.resolve():
+            if os.path.lexists(dst):
+                remove_tree(dst)
+            notes = copy_plain_tree(src, dst)
+        else:  # grading the course's own submitted/ folder in place
+            notes = []
+        save_link_notes(course, assignment, student_dir.name, notes)
         students.append(student_dir.name)
     return students
+
+
+def _link_notes_path(course: Course, assignment: str, student: str) -> Path:
+    return course.root / ".llmcourse" / "links" / assignment / f"{student}.json"
+
+
+def save_link_notes(course: Course, assignment: str, student: str, notes: list[str]) -> None:
+    """Remember what was left out of a submission (links, special files) for its report; an import without
+    any clears what an earlier one left."""
+    path = _link_notes_path(course, assignment, student)
+    if notes or path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(notes))
+
+
+def link_notes(course: Course, assignment: str, student: str) -> list[str]:
+    try:
+        return list(json.loads(read_regular(_link_notes_path(course, assignment, student), 1 << 20)))
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def set_aside_links(course: Course, assignment: str, student: str) -> list[str]:
+    """Move links and special files out of ``submitted/<student>/<assignment>/`` (put there by hand or by
+    nbgrader's exchange, not by :func:`import_submissions`) before anything reads it: nbgrader copies what is
+    there and would follow them. They go to ``.llmcourse/set-aside/``; the notes join the report's."""
+    folder = course.root / "submitted" / student / assignment
+    aside = course.root / ".llmcourse" / "set-aside" / assignment / student
+    if kind(folder.parent) not in ("a folder", "missing"):
+        notes = set_aside(folder.parent, aside)
+    else:
+        notes = set_aside(folder, aside)
+    if notes:
+        save_link_notes(course, assignment, student, link_notes(course, assignment, student) + notes)
+    return notes
 
 
 def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], list[str]]:
     """(problems, notes) about a submission, as plain sentences for the student's report.
 
-    Problems make it ungradable (missing notebook, not JSON, a notebook of another assignment);
-    notes are graded anyway (extra files ignored, read-only or test cells edited or deleted: nbgrader
-    restores edited ones and our config re-adds deleted test cells before grading).
+    Problems make it ungradable: only a notebook with no answers anywhere in the submission (missing,
+    empty, unreadable, another assignment's), each with what to do. Notes are graded anyway: every repair
+    of a damaged notebook (:mod:`llmcourse.grading.repair`: a renamed copy graded under the expected name,
+    split or duplicated cells, an old nbformat, a truncated file...), extra files ignored, read-only or test
+    cells edited or deleted (nbgrader restores edited ones and our config re-adds deleted test cells).
+    Where the expected file name is missing, the repaired notebook is written under it next to the student's
+    file (nbgrader looks for that name only); nothing the student submitted is changed.
     """
     from nbgrader.utils import compute_checksum
 
     folder = course.root / "submitted" / student / assignment
-    notebooks = course.notebooks(assignment)
-    expected = {f"{name}.ipynb" for name in notebooks}
+    releases = {
+        name: read_cached(course.root / "release" / assignment / f"{name}.ipynb")  # the same for every student
+        for name in course.notebooks(assignment)
+    }
     problems, notes = [], []
+    loaded = [repair.load(p) for p in repair.candidates(folder)] if folder.is_dir() else []
+    chosen = repair.choose(folder, releases, loaded)
+    used = {c.path for c in chosen.values() if c.path} | {x.path for x in loaded if repair.is_stand_in(x)}
+    unused = [x for x in loaded if x.path not in used and ".ipynb_checkpoints" not in x.path.parts]
+    elsewhere = (
+        repair.foreign(
+            unused, chosen, assignment, {a: _graded_ids(course, a) for a in course.assignments() if a != assignment}
+        )
+        if unused
+        else []
+    )
+    if any(c.problem for c in chosen.values()):
+        problems += elsewhere
+    else:
+        notes += elsewhere
+    named = {x.path for x in unused if any(s.startswith(x.path.name + " ") for s in elsewhere)}
     extra = sorted(
         str(p.relative_to(folder))
-        for p in folder.rglob("*")
+        for p in (folder.rglob("*") if folder.is_dir() else [])
         if p.is_file()
-        and p.name not in expected
+        and p not in used
+        and p not in named
+        and p.name not in {f"{name}.ipynb" for name in releases}
         and p.name
         not in ("timestamp.txt", "submission_secret.txt", EXPECTED_FILE)  # EXPECTED_FILE comes with the release
         and ".ipynb_checkpoints" not in p.parts
     )
     if extra:
         notes.append(f"extra files ignored: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else ""))
-    for name in notebooks:
-        path = folder / f"{name}.ipynb"
-        if not path.exists():
-            problems.append(f"{name}.ipynb is missing from the submission")
+    for name, choice in chosen.items():
+        if choice.problem:
+            problems.append(choice.problem)
             continue
-        try:
-            nb = nbformat.read(path, as_version=4)
-            nbformat.validate(nb)
-        except Exception as e:  # JSON errors, schema errors: all mean "not a notebook"
-            problems.append(
-                f"{name}.ipynb is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-            )
-            continue
-        release = read_cached(course.root / "release" / assignment / f"{name}.ipynb")  # the same for every student
+        notes += choice.notes
+        repair.write_stand_in(choice, folder)
+        release = releases[name]
         locked = {
             c.metadata["nbgrader"]["grade_id"]: c for c in release.cells if c.metadata.get("nbgrader", {}).get("locked")
         }
-        mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-        graded = [gid for gid, c in locked.items() if c.metadata["nbgrader"].get("grade")]
-        if graded and not any(gid in mine for gid in graded):
-            problems.append(
-                f"{name}.ipynb does not belong to {assignment}: none of its graded cells are in it "
-                "(a notebook of another assignment?)"
-            )
-            continue
+        mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in choice.nb.cells}
         for gid, cell in locked.items():
             kind = "test cell" if cell.metadata["nbgrader"].get("grade") else "read-only cell"
             if gid not in mine:
@@ -118,6 +174,12 @@ def precheck(course: Course, assignment: str, student: str) -> tuple[list[str], 
             elif compute_checksum(mine[gid]) != cell.metadata["nbgrader"].get("checksum"):
                 notes.append(f"{name}: {kind} {gid} was edited (the original was restored for grading)")
     return problems, notes
+
+
+def _graded_ids(course: Course, assignment: str) -> set[str]:
+    """The grade ids of an assignment's tests and answers: what names a notebook as that assignment's."""
+    m = course.manifest(assignment)
+    return {p.grade_id for p in m.parts + m.manual} | {g for per in m.solutions.values() for g in per}
 
 
 def fingerprint(course: Course, assignment: str, student: str) -> str:
@@ -243,7 +305,12 @@ def failure_reasons(course: Course, assignment: str, student: str) -> list[str]:
 
     reasons = []
     for path in sorted((course.root / "autograded" / student / assignment).glob("*.ipynb")):
-        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        try:  # the grader's own file; read without following a link all the same
+            cells = nbformat.reads(read_regular(path, NOTEBOOK_LIMIT).decode("utf-8"), as_version=4).cells
+        except (OSError, ValueError) as e:
+            reasons.append(f"{path.name}: the graded notebook could not be read back ({str(e)[:200]})")
+            continue
+        for i, cell in enumerate(cells):
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error" and out.get("ename") in LIMIT_ERRORS | {FORBIDDEN_CALL}:
                     why = f"{path.stem} cell {i + 1}: {out['ename']}"
@@ -274,10 +341,12 @@ def _cached_api(root: Path, repo: Path, db_url: str | None, key: tuple):
 
 def grade_one(course: Course, assignment: str, student: str, options: GradingOptions) -> StudentResult:
     """Grade one submission in this process (llmcourse.grading.worker calls it in a subprocess)."""
+    set_aside_links(course, assignment, student)  # before anything reads the folder
     stamp = fingerprint(course, assignment, student)
     problems, notes = precheck(course, assignment, student)
+    notes = link_notes(course, assignment, student) + notes
     if problems:
-        return failed(course, assignment, student, problems, stamp)
+        return failed(course, assignment, student, problems + notes, stamp)
     api = _api(course, options)
     for attempt in (1, 2):
         try:
@@ -291,6 +360,9 @@ def grade_one(course: Course, assignment: str, student: str, options: GradingOpt
                 return failed(course, assignment, student, [str(e)], stamp)
             print(f"retrying {student} once: {e}", file=sys.stderr)
             notes.append(f"graded on the second attempt; the first failed: {str(e).splitlines()[-1][:200]}")
+    graded = course.root / "autograded" / student / assignment
+    if kind(graded) == "a folder" and unsafe_entries(graded):  # cannot happen: the kernel works on a copy
+        return failed(course, assignment, student, [f"{graded} holds links after grading; not trusted"], stamp)
     result = read_scores(course, assignment, student)
     result.messages += notes + failure_reasons(course, assignment, student)
     result.fingerprint = stamp

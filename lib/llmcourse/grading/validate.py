@@ -1,5 +1,9 @@
 """Students' self-check: run a notebook top to bottom and judge each graded part as the grader does.
 
+A damaged notebook (a split or duplicated cell, a re-typed answer, a truncated file...) is validated as the
+grader will grade it, repaired (:mod:`llmcourse.grading.repair`), and :func:`damage_warnings` says what was
+found, what the grader does about it and how to fix it.
+
 Unlike ``nbgrader validate`` (which exits 0 even when validation fails) every part is reported and the
 caller (``llmcourse validate``) exits non-zero on a failure. It runs the student's own kernel on their
 own notebook: no course directory and no repository are needed.
@@ -45,13 +49,9 @@ def validate(notebook: str | os.PathLike, timeout: int = 120) -> list[PartResult
     path = Path(notebook)
     if not path.exists():
         raise PipelineError(f"{path} does not exist")
-    try:
-        nb = nbformat.read(path, as_version=4)
-        nbformat.validate(nb)
-    except Exception as e:
-        raise PipelineError(
-            f"{path} is not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from None
+    nb, problems = repaired(path)  # what the grader grades: a split or duplicated cell is judged once
+    if nb is None:
+        raise PipelineError(problems[0])
     # IPC sockets are files named <ip>-<port>; the default ip, "kernel-ipc", would leave them in the
     # notebook's folder when a kernel dies, so they live in a private folder removed afterwards
     with tempfile.TemporaryDirectory(prefix="llmcourse-validate-") as sockets:
@@ -75,6 +75,25 @@ def validate(notebook: str | os.PathLike, timeout: int = 120) -> list[PartResult
         passed, lines = judge_cell(cell, seed=0, near=path.parent.resolve())
         parts.append(PartResult(meta.get("grade_id", "?"), float(meta.get("points", 0)), passed, readable(cell, lines)))
     return parts
+
+
+def repaired(path: str | os.PathLike) -> tuple[nbformat.NotebookNode | None, list[str]]:
+    """(the notebook as the grader will read it, a warning per damage it repairs): split, duplicated or re-typed
+    cells, an old nbformat, a truncated or non-UTF-8 file... (:mod:`llmcourse.grading.repair`). The release is
+    the repository's when this runs in one, else the notebook's own nbgrader metadata stands in for it."""
+    from .course import find_repo
+    from .repair import check_before_submitting
+
+    try:
+        repo = find_repo(Path(path).resolve().parent)
+    except Exception:  # a student's machine: no repository
+        repo = None
+    return check_before_submitting(Path(path), repo)
+
+
+def damage_warnings(path: str | os.PathLike) -> list[str]:
+    """``llmcourse validate``'s warnings about a damaged notebook, before the student submits it."""
+    return repaired(path)[1]
 
 
 def readable(cell, lines: list[str]) -> list[str]:
