@@ -97,6 +97,8 @@ def cycle(tmp_path_factory):
         (home / ".jupyter").mkdir(parents=True)
         (home / ".jupyter" / "nbgrader_config.py").write_text(
             f'c = get_config()\nc.CourseDirectory.course_id = "llmcourse"\nc.Exchange.root = {str(exchange)!r}\n'
+            # the Validate button warns of damage as the repository's config makes it (a hub's image adds this)
+            "from llmcourse.grading.repair import validate_button_config\nc.merge(validate_button_config())\n"
         )
         log[f"fetch-{student}"] = nbgrader("fetch_assignment", A, cwd=home, env=env)
         answer(home / A / f"{NB}.ipynb", answers[student])
@@ -247,6 +249,49 @@ def test_the_validate_button_agrees_with_llmcourse_validate(cycle):
         # nbgrader's Validate also lists unanswered written answers (graded by hand): compare the autograded parts
         assert lab_failed & all_parts == cli_failed, (student, answer_["value"], cli.stdout)
         assert cli.returncode == 1
+
+
+def test_the_validate_button_warns_of_damage_as_llmcourse_validate_does(cycle):
+    """A duplicated test cell and a split answer: the Validate dialog lists the same warnings that ``llmcourse
+    validate`` prints, in a failed cell of their own, and validates the repaired notebook (each part once)."""
+    from test_damage import duplicate, first, split
+
+    home = cycle["homes"]["partial"]
+    env = student_env(home)
+    nb = nbformat.read(home / A / f"{NB}.ipynb", as_version=4)
+    duplicate(nb, first(nb, "test"))
+    split(nb, first(nb, "answer"))
+    damaged = f"{A}/{NB}_damaged.ipynb"
+    nbformat.write(nb, home / damaged)
+    proc, url, token = start_server(home, env)
+    try:
+        request = urllib.request.Request(
+            f"{url}/assignments/validate",
+            data=json.dumps({"path": damaged}).encode(),
+            method="POST",
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=900) as response:
+            answer_ = json.loads(response.read())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    cli = subprocess.run(
+        [str(BIN / "llmcourse"), "validate", damaged], cwd=home, env=env, capture_output=True, text=True, timeout=900
+    )
+    warnings = re.findall(r"^WARNING .+$", cli.stdout, re.M)
+    assert any("test_softmax appeared 2 times" in w for w in warnings), cli.stdout
+    assert answer_["success"], answer_
+    failed = [f["source"] for f in answer_["value"].get("failed", [])]
+    assert failed and failed[0].startswith("# Your notebook was changed in ways the grader repairs"), answer_
+    for warning in warnings:
+        assert f"# {warning}" in failed[0].splitlines(), (warning, failed[0])
+    test_source = nb.cells[first(nb, "test")].source.strip()
+    assert failed.count(test_source) <= 1, failed  # the duplicated test cell is validated once, as graded
+    lab_failed = failing_parts_of_nbgrader_result(answer_["value"], home / A / f"{NB}.ipynb")
+    assert lab_failed & {p.grade_id for p in manifest(A).parts_of(NB)} == set(
+        re.findall(r"^\[FAIL\] (\S+)", cli.stdout, re.M)
+    ), (answer_["value"], cli.stdout)
 
 
 def test_the_exchange_files_are_not_reported_as_extra(cycle):

@@ -172,12 +172,17 @@ _TOOLS_READY: set[str] = set()
 def tool_config(course: Course | None = None):
     """The Config that nbgrader's own tools (formgrader, the ``nbgrader`` command) load from the
     repository's root ``nbgrader_config.py``: the same course directory, gradebook, preprocessors,
-    sandboxed grading kernel and secret seed as ``llmcourse``, so a grade never depends on the tool."""
+    sandboxed grading kernel and secret seed as ``llmcourse``, so a grade never depends on the tool. The
+    Validate button warns about the damage the grader repairs, as ``llmcourse validate`` does."""
+    from .repair import validate_button_config
+
     course = course or Course.open()
     if str(course.root) not in _TOOLS_READY:  # formgrader reloads its config on every page
         prepare_environment(course)
         _TOOLS_READY.add(str(course.root))
-    return nbgrader_config(course)
+    config = nbgrader_config(course)
+    config.merge(validate_button_config())
+    return config
 
 
 def nbgrader_api(course: Course, options: GradingOptions | None = None, prepare: bool = True):

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
+from nbconvert.preprocessors import Preprocessor
 from nbformat.notebooknode import NotebookNode
 
 from .assignment import STUB_LINES
@@ -808,6 +809,72 @@ def check_before_submitting(path: Path, repo: Path | None = None) -> tuple[Noteb
     if loaded.nb is None:
         return None, [f"{Path(path).name} {loaded.error}: the grader cannot grade it; {HELP}"]
     nb = loaded.nb
-    notes = loaded.notes + repair_cells(nb, Release(find_release(nb, repo)))
+    return nb, _warnings(loaded.notes + repair_cells(nb, Release(find_release(nb, repo))))
+
+
+def _warnings(notes: list[str]) -> list[str]:
     fix = "the grader repairs this the same way, but better fix it in your notebook before you submit"
-    return nb, [f"your notebook: {note}; {fix}" for note in notes]
+    return [f"your notebook: {note}; {fix}" for note in notes]
+
+
+def check_notebook(nb: NotebookNode, repo: Path | None = None) -> tuple[NotebookNode, list[str]]:
+    """:func:`check_before_submitting` for a notebook already read (nbgrader's Validator read it): the same
+    normalizing and cell repairs, so the same warnings; ``nb`` itself is left as it is."""
+    fixed, notes = normalize(json.loads(json.dumps(nb)))
+    return fixed, _warnings(notes + repair_cells(fixed, Release(find_release(fixed, repo))))
+
+
+WARNINGS_ID = "llmcourse-damage-warnings"  # grade id of the cell that carries them to the Validate dialog
+
+
+def warnings_cell(warnings: list[str]) -> NotebookNode:
+    """A graded code cell (0 points) that fails: nbgrader's Validator lists it as "The following cell failed:"
+    with its source, so the dialog shows each warning exactly as ``llmcourse validate`` prints it."""
+    lines = [
+        "# Your notebook was changed in ways the grader repairs (llmcourse validate warns the same).",
+        "# It was validated as the grader will grade it; fix these before you submit:",
+        *(f"# WARNING {w}".replace("\n", "\n#   ") for w in warnings),
+        'raise RuntimeError("your notebook is damaged: see the warnings above this line")',
+    ]
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    cell.metadata["nbgrader"] = {"schema_version": 3, "grade": True, "solution": False, "locked": False,
+                                 "grade_id": WARNINGS_ID, "points": 0}  # fmt: skip
+    return cell
+
+
+class WarnOfRepairs(Preprocessor):
+    """The Validate button's first step (``c.Validator.preprocessors``, see :func:`validate_button_config`).
+    nbgrader's Validator reads a notebook as it is: a duplicated test cell stops it (a grade id twice), a split
+    answer fails in pieces. This repairs it as the grader will (:func:`check_notebook`) and, where there was
+    damage, heads it with :func:`warnings_cell`. A healthy notebook passes through untouched."""
+
+    def preprocess(self, nb, resources):
+        from .course import find_repo
+
+        try:  # the Validator runs its preprocessors in the notebook's folder (it gives them no path)
+            repo = find_repo(Path.cwd())
+        except Exception:  # a student's machine: no repository, the notebook's own metadata stands in
+            repo = None
+        try:
+            fixed, warnings = check_notebook(nb, repo)
+        except Exception:  # never worse than nbgrader alone
+            self.log.warning("could not check the notebook for damage", exc_info=True)
+            return nb, resources
+        if not warnings:
+            return nb, resources
+        fixed.cells.insert(0, warnings_cell(warnings))
+        return fixed, resources
+
+
+def validate_button_config():
+    """The Config that makes nbgrader's Validate button (its ``Validator``) run :class:`WarnOfRepairs` first, then
+    nbgrader's own preprocessors. nbgrader forgot to make ``Validator.preprocessors`` configurable (no
+    ``config=True``), so it is tagged here; merge this into an ``nbgrader_config.py`` (``tool_config`` does)."""
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, Execute
+    from nbgrader.validator import Validator
+    from traitlets.config import Config
+
+    Validator.class_traits()["preprocessors"].tag(config=True)
+    config = Config()
+    config.Validator.preprocessors = [WarnOfRepairs, CheckCellMetadata, ClearOutput, Execute]  # nbgrader's default
+    return config
