@@ -12,6 +12,7 @@ import json
 import nbformat
 import pytest
 from llmcourse.checks.checker import MIME, RECORD_VERSION, get_spec, run_cases
+from llmcourse.checks.dispatch import Recorder
 from llmcourse.grading.course import Course
 from llmcourse.grading.nbgrader_setup import tool_config
 from llmcourse.grading.preprocessors import TrustedChecks
@@ -30,12 +31,19 @@ def wrong(*args, **kwargs):
 
 
 def record(hidden: bool, fn) -> dict:
+    """The record ``check()`` emits: the outputs, and (softmax is a write-it-yourself part) what ran."""
     spec = get_spec(NAME)
-    results = run_cases(fn, spec.cases(hidden, SEED), spec)
+    assert spec.watched
+    with Recorder() as recorder:
+        results = run_cases(fn, spec.cases(hidden, SEED), spec)
+    ran = recorder.record()
     return {
         "output_type": "display_data",
         "metadata": {},
-        "data": {MIME: {"v": RECORD_VERSION, "check": NAME, "hidden": hidden, "results": results}, "text/plain": ""},
+        "data": {
+            MIME: {"v": RECORD_VERSION, "check": NAME, "hidden": hidden, "results": results, **ran},
+            "text/plain": "",
+        },
     }
 
 
